@@ -1,0 +1,171 @@
+#include "actors/api/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/problem.h"
+
+int api_request_decode(api_request_t *req, const void *data, size_t size, char *err, size_t errlen)
+{
+    memset(req, 0, sizeof(*req));
+    if (msg_api_request_decode(data, size, &req->msg, err, errlen) != 0)
+        return -1;
+    if (msg_str_copy(req->msg.method, req->method, sizeof(req->method)) != 0 ||
+        msg_str_copy(req->msg.path, req->path, sizeof(req->path)) != 0 ||
+        msg_str_copy(req->msg.request_id, req->request_id, sizeof(req->request_id)) != 0 ||
+        (req->msg.has_base_url && msg_str_copy(req->msg.base_url, req->base_url, sizeof(req->base_url)) != 0)) {
+        snprintf(err, errlen, "request line fields too long");
+        return -1;
+    }
+    return 0;
+}
+
+int api_header(const api_request_t *req, const char *name, char *out, size_t size)
+{
+    msg_str_t v = msg_pairs_get(&req->msg.headers, name);
+    if (v.ptr == NULL)
+        return -1;
+    return msg_str_copy(v, out, size);
+}
+
+static int s_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int api_url_decode(const char *in, size_t len, char *out, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)in[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (i + 2 >= len)
+                return -1;
+            int hi = s_hexval(in[i + 1]), lo = s_hexval(in[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (c == 0 || o + 1 >= size)
+            return -1;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* Finds name=value in an &-separated list and decodes the value. */
+static int s_find_param(const char *list, size_t len, const char *name, char *out, size_t size)
+{
+    size_t name_len = strlen(name);
+    const char *p = list, *end = list + len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *item_end = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(item_end - p));
+        const char *key_end = eq ? eq : item_end;
+        char key[128];
+        if (api_url_decode(p, (size_t)(key_end - p), key, sizeof(key)) == 0 && strlen(key) == name_len &&
+            memcmp(key, name, name_len) == 0)
+            return eq ? api_url_decode(eq + 1, (size_t)(item_end - eq - 1), out, size) : api_url_decode("", 0, out, size);
+        p = item_end + 1;
+    }
+    return -1;
+}
+
+int api_param(const api_request_t *req, const char *name, char *out, size_t size)
+{
+    if (req->msg.has_query && s_find_param(req->msg.query.ptr, req->msg.query.len, name, out, size) == 0)
+        return 0;
+    msg_str_t type = msg_pairs_get(&req->msg.headers, "content-type");
+    static const char form[] = "application/x-www-form-urlencoded";
+    if (req->msg.has_body && type.ptr && type.len >= sizeof(form) - 1 && strncasecmp(type.ptr, form, sizeof(form) - 1) == 0)
+        return s_find_param(req->msg.body.ptr, req->msg.body.len, name, out, size);
+    return -1;
+}
+
+bool api_wants_html(const api_request_t *req)
+{
+    char accept[512];
+    if (api_header(req, "accept", accept, sizeof(accept)) != 0)
+        return false;
+    /* Browsers list text/html first; programs ask for JSON or send nothing. */
+    return strncasecmp(accept, "text/html", 9) == 0;
+}
+
+void api_reply_init(api_reply_t *reply)
+{
+    memset(reply, 0, sizeof(*reply));
+}
+
+void api_reply_reset(api_reply_t *reply)
+{
+    free(reply->body);
+    api_reply_init(reply);
+}
+
+int api_reply_json(api_reply_t *reply, int status, json_t *body)
+{
+    free(reply->body);
+    reply->body = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(body);
+    if (reply->body == NULL)
+        return -1;
+    reply->body_len = strlen(reply->body);
+    reply->status = status;
+    reply->content_type = "application/json";
+    return 0;
+}
+
+int api_reply_problem(api_reply_t *reply, const api_request_t *req, int status, const char *slug, const char *title,
+                      const char *detail)
+{
+    json_t *p = problem_new(status, slug, title, detail, req ? req->path : NULL);
+    if (p == NULL)
+        return -1;
+    if (req && req->request_id[0])
+        json_object_set_new(p, "request_id", json_string(req->request_id));
+    int rc = api_reply_json(reply, status, p);
+    reply->content_type = PROBLEM_CONTENT_TYPE;
+    return rc;
+}
+
+int api_reply_header(api_reply_t *reply, const char *name, const char *value)
+{
+    if (reply->header_count >= API_REPLY_HEADERS || strlen(name) >= sizeof(reply->header_name[0]) ||
+        strlen(value) >= sizeof(reply->header_value[0]))
+        return -1;
+    snprintf(reply->header_name[reply->header_count], sizeof(reply->header_name[0]), "%s", name);
+    snprintf(reply->header_value[reply->header_count], sizeof(reply->header_value[0]), "%s", value);
+    reply->header_count++;
+    return 0;
+}
+
+int api_reply_encode(const api_reply_t *reply, msgpack_sbuffer *out)
+{
+    msg_api_response_t m = {0};
+    m.status = (uint64_t)reply->status;
+    if (reply->content_type) {
+        m.content_type = msg_str(reply->content_type);
+        m.has_content_type = true;
+    }
+    for (int i = 0; i < reply->header_count; i++)
+        msg_pairs_add(&m.headers, msg_str(reply->header_name[i]), msg_str(reply->header_value[i]));
+    m.has_headers = reply->header_count > 0;
+    if (reply->body) {
+        m.body = (msg_str_t){reply->body, (uint32_t)reply->body_len};
+        m.has_body = true;
+    }
+    return msg_api_response_encode(&m, out);
+}

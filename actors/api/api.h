@@ -1,0 +1,71 @@
+/*
+ * What every actor needs to answer an API request relayed by the HTTP front end: the decoded
+ * request with parameter lookup across query string and form body, and a reply builder that
+ * encodes msg_api_response. Actors own API semantics; this is only the shared vocabulary.
+ */
+#ifndef IMPACT_ACTORS_API_H
+#define IMPACT_ACTORS_API_H
+
+#include <jansson.h>
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "schemas/msg.h"
+
+#define API_PATH_MAX      2048
+#define API_REPLY_HEADERS 16
+
+typedef struct {
+    msg_api_request_t msg; /* views into the request frame, which must outlive this struct */
+    char method[16];
+    char path[API_PATH_MAX];
+    char base_url[256]; /* "https://host:port", for absolute uris in resources */
+    char request_id[65];
+} api_request_t;
+
+typedef struct {
+    int status;
+    const char *content_type; /* static string */
+    char *body;               /* owned */
+    size_t body_len;
+    int header_count;
+    char header_name[API_REPLY_HEADERS][48];
+    char header_value[API_REPLY_HEADERS][512];
+} api_reply_t;
+
+/** Decodes a request frame. 0 or -1 with err. */
+int api_request_decode(api_request_t *req, const void *data, size_t size, char *err, size_t errlen);
+
+/** The value of a request header (case-insensitive), copied into out. 0 if present and it fits. */
+int api_header(const api_request_t *req, const char *name, char *out, size_t size);
+
+/**
+ * A parameter from the query string, or else from an application/x-www-form-urlencoded body,
+ * percent-decoded into out. 0 if present and it fits, -1 otherwise.
+ */
+int api_param(const api_request_t *req, const char *name, char *out, size_t size);
+
+/** Percent-decodes `in` (len bytes, '+' is a space) into out. -1 on bad escapes, NUL bytes or overflow. */
+int api_url_decode(const char *in, size_t len, char *out, size_t size);
+
+/** True if the request's Accept header prefers text/html (a browser at the address bar). */
+bool api_wants_html(const api_request_t *req);
+
+void api_reply_init(api_reply_t *reply);
+void api_reply_reset(api_reply_t *reply);
+
+/** Sets a JSON body (the reference is stolen) with the given status. 0 or -1. */
+int api_reply_json(api_reply_t *reply, int status, json_t *body);
+
+/** Sets an RFC 9457 problem body; `instance` is the request path. 0 or -1. */
+int api_reply_problem(api_reply_t *reply, const api_request_t *req, int status, const char *slug, const char *title,
+                      const char *detail);
+
+/** Adds a response header. 0, or -1 when the table is full or a value is too long. */
+int api_reply_header(api_reply_t *reply, const char *name, const char *value);
+
+/** Encodes the reply as msg_api_response into out. 0 or -1. */
+int api_reply_encode(const api_reply_t *reply, msgpack_sbuffer *out);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * The fan-out process. It registers the "fanout" service with the broker and takes its place in
+ * supervision and health reporting; event intake, the outbox, webhooks and streams are built on
+ * this loop (issue 5). Until then it answers every request with 404 so a misrouted request is
+ * visible instead of timing out.
+ */
+#include "actors/fanout/fanout.h"
+
+#include "actors/api/api.h"
+#include "broker/worker.h"
+#include "common/log.h"
+#include "common/signals.h"
+
+typedef struct {
+    const char *broker_endpoint;
+} fanout_config_t;
+
+static void s_answer(brk_worker_t *worker, brk_request_t **request_p)
+{
+    brk_request_t *request = *request_p;
+    api_request_t req;
+    api_reply_t reply;
+    char err[256];
+    msgpack_sbuffer out;
+    api_reply_init(&reply);
+    msgpack_sbuffer_init(&out);
+    if (api_request_decode(&req, zframe_data(request->body), zframe_size(request->body), err, sizeof(err)) != 0 ||
+        api_reply_problem(&reply, &req, 404, "not-found", "Not found", "The event service has no resource here.") != 0 ||
+        api_reply_encode(&reply, &out) != 0)
+        brk_worker_reply(worker, request_p, BRK_STATUS_ACTOR_ERROR, NULL, 0);
+    else
+        brk_worker_reply(worker, request_p, BRK_STATUS_OK, out.data, out.size);
+    msgpack_sbuffer_destroy(&out);
+    api_reply_reset(&reply);
+}
+
+static void s_fanout_actor(zsock_t *pipe, void *args)
+{
+    const fanout_config_t *config = args;
+    brk_worker_t *worker = brk_worker_new(config->broker_endpoint, "fanout", "fanout");
+    zsock_signal(pipe, worker ? 0 : 1);
+    if (worker == NULL)
+        return;
+    zsock_t *sock = brk_worker_sock(worker);
+    zpoller_t *poller = zpoller_new(pipe, sock, NULL);
+    while (poller) {
+        void *which = zpoller_wait(poller, brk_worker_tick(worker));
+        if (which == pipe || zpoller_terminated(poller))
+            break;
+        if (which == sock) {
+            brk_request_t *request = brk_worker_recv(worker);
+            if (request)
+                s_answer(worker, &request);
+        }
+    }
+    zpoller_destroy(&poller);
+    brk_worker_destroy(&worker);
+}
+
+int fanout_main(const impact_config_t *config)
+{
+    char back[128];
+    log_init("fanout");
+    signals_install();
+    if (config_endpoint(config, BRK_BACK_ENDPOINT, back, sizeof(back)) != 0) {
+        log_error("run directory path too long: %s", config->run_dir);
+        return 1;
+    }
+    fanout_config_t fanout = {.broker_endpoint = back};
+    return signals_run_actor(s_fanout_actor, &fanout);
+}

@@ -1,0 +1,14 @@
+/*
+ * Resource handlers of the store actor. Every resource answers with the brief's common shape:
+ * `uri` (absolute), `name`, `actions` (what can be done next: name, method, uri, parameters)
+ * and `resources` (related collections: name, uri).
+ */
+#ifndef IMPACT_STORE_RESOURCES_H
+#define IMPACT_STORE_RESOURCES_H
+
+#include "actors/store/routes.h"
+
+/** GET /v1: the root resource, the entry point for exploring the API. */
+void resource_root(const route_ctx_t *ctx, const auth_account_t *account, const api_request_t *req, api_reply_t *reply);
+
+#endif

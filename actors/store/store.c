@@ -1,0 +1,138 @@
+/*
+ * The store actor loop: one PostgreSQL connection, one broker worker, requests served one at a
+ * time. Parallelism comes from the pool (several store processes), not from threads, so a
+ * handler can use its connection freely and a crash takes down one member only.
+ */
+#include "actors/store/store.h"
+
+#include <openssl/crypto.h>
+#include <string.h>
+
+#include "actors/api/api.h"
+#include "actors/store/auth.h"
+#include "actors/store/db.h"
+#include "actors/store/routes.h"
+#include "broker/worker.h"
+#include "common/log.h"
+#include "common/signals.h"
+
+typedef struct {
+    zsock_t *pipe;
+    brk_worker_t *worker;
+    PGconn *conn;
+    auth_cache_t *auth;
+    const store_config_t *config;
+} store_t;
+
+static void s_store_destroy(store_t **self_p)
+{
+    store_t *self = *self_p;
+    if (self == NULL)
+        return;
+    brk_worker_destroy(&self->worker);
+    auth_cache_destroy(&self->auth);
+    PQfinish(self->conn);
+    free(self);
+    *self_p = NULL;
+}
+
+static store_t *s_store_new(zsock_t *pipe, const store_config_t *config)
+{
+    char err[512], identity[32];
+    store_t *self = calloc(1, sizeof(*self));
+    if (self == NULL)
+        return NULL;
+    self->pipe = pipe;
+    self->config = config;
+    self->conn = db_connect(config->database_url, err, sizeof(err));
+    if (self->conn == NULL) {
+        log_error("%s", err);
+        goto Error;
+    }
+    self->auth = auth_cache_new();
+    snprintf(identity, sizeof(identity), "store.%d", config->index);
+    /* Register only once the database is reachable: a member in the registry can serve. */
+    self->worker = brk_worker_new(config->broker_endpoint, "store", identity);
+    if (self->auth == NULL || self->worker == NULL)
+        goto Error;
+    return self;
+Error:
+    s_store_destroy(&self);
+    return NULL;
+}
+
+/* Answers one API request; every outcome, including a database failure, becomes a reply. */
+static void s_handle(store_t *self, brk_request_t **request_p)
+{
+    brk_request_t *request = *request_p;
+    api_request_t req;
+    api_reply_t reply;
+    char err[256];
+    msgpack_sbuffer out;
+
+    api_reply_init(&reply);
+    msgpack_sbuffer_init(&out);
+    if (api_request_decode(&req, zframe_data(request->body), zframe_size(request->body), err, sizeof(err)) != 0) {
+        log_warn("undecodable request: %s", err);
+        brk_worker_reply(self->worker, request_p, BRK_STATUS_ACTOR_ERROR, NULL, 0);
+        goto Exit;
+    }
+    /* A connection lost while idle is re-established here, once, before it is needed. */
+    if (PQstatus(self->conn) != CONNECTION_OK)
+        PQreset(self->conn);
+
+    routes_dispatch(&(route_ctx_t){.conn = self->conn, .auth = self->auth}, &req, &reply);
+
+    char ctx[80];
+    snprintf(ctx, sizeof(ctx), "req=%s", req.request_id);
+    log_line(reply.status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, ctx, "%s %s -> %d", req.method, req.path, reply.status);
+    if (api_reply_encode(&reply, &out) != 0) {
+        brk_worker_reply(self->worker, request_p, BRK_STATUS_ACTOR_ERROR, NULL, 0);
+        goto Exit;
+    }
+    brk_worker_reply(self->worker, request_p, BRK_STATUS_OK, out.data, out.size);
+Exit:
+    brk_request_destroy(request_p);
+    msgpack_sbuffer_destroy(&out);
+    api_reply_reset(&reply);
+}
+
+void store_actor(zsock_t *pipe, void *args)
+{
+    store_t *self = s_store_new(pipe, args);
+    zsock_signal(pipe, self ? 0 : 1);
+    if (self == NULL)
+        return;
+    zsock_t *sock = brk_worker_sock(self->worker);
+    zpoller_t *poller = zpoller_new(pipe, sock, NULL);
+    while (poller) {
+        void *which = zpoller_wait(poller, brk_worker_tick(self->worker));
+        if (which == pipe)
+            break; /* $TERM is the only command */
+        if (which == sock) {
+            brk_request_t *request = brk_worker_recv(self->worker);
+            if (request)
+                s_handle(self, &request);
+        } else if (zpoller_terminated(poller)) {
+            break;
+        }
+    }
+    zpoller_destroy(&poller);
+    s_store_destroy(&self);
+    /* OpenSSL keeps per-thread state (from hashing secrets) that only this call frees. */
+    OPENSSL_thread_stop();
+}
+
+int store_main(const impact_config_t *config, int index)
+{
+    char role[32], back[128];
+    snprintf(role, sizeof(role), "store.%d", index);
+    log_init(role);
+    signals_install();
+    if (config_endpoint(config, BRK_BACK_ENDPOINT, back, sizeof(back)) != 0) {
+        log_error("run directory path too long: %s", config->run_dir);
+        return 1;
+    }
+    store_config_t store = {.broker_endpoint = back, .database_url = config->database_url, .index = index};
+    return signals_run_actor(store_actor, &store);
+}

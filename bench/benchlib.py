@@ -1,0 +1,120 @@
+"""Helpers shared by the benchmark drivers: starting impactd, machine description, results."""
+import datetime
+import json
+import os
+import pathlib
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+QUICK = os.environ.get("BENCH_QUICK", "0") == "1"
+BIN = pathlib.Path(os.environ.get("BENCH_BIN", ROOT / "build" / "bin"))
+RESULTS = pathlib.Path(os.environ.get("BENCH_RESULTS", ROOT / "bench" / "results"))
+
+
+def machine():
+    model = "unknown cpu"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}, {platform.system()} {platform.release()}"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+class Impactd:
+    """One impactd instance with its own data dir and ports, the embedded PostgreSQL included."""
+
+    def __init__(self, data_dir=None, env=None):
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="impact-bench.", dir="/tmp")
+        os.chmod(self.data_dir, 0o755)
+        self.port = free_port()
+        self.tls_port = free_port()
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = None
+        self.log = open(os.path.join(self.data_dir, "impactd.log"), "ab")
+
+    def start(self):
+        started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [str(BIN / "impactd"), "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{self.port}",
+             "--tls-listen", f"127.0.0.1:{self.tls_port}"],
+            env=self.env, stdout=self.log, stderr=self.log)
+        return started
+
+    def credentials(self, timeout=60):
+        path = os.path.join(self.data_dir, "dev-credentials.env")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(path):
+                values = dict(line.strip().split("=", 1) for line in open(path) if "=" in line)
+                if "IMPACT_API_KEY" in values and "IMPACT_API_AUTH" in values:
+                    return values["IMPACT_API_KEY"], values["IMPACT_API_AUTH"]
+            time.sleep(0.05)
+        raise RuntimeError("impactd wrote no credentials; see " + path)
+
+    def url(self, path, tls=False):
+        return f"https://127.0.0.1:{self.tls_port}{path}" if tls else f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path, headers=None):
+        request = urllib.request.Request(self.url(path), headers=headers or {})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+
+    def wait_ready(self, path, headers, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                status, body = self.get(path, headers)
+                if status == 200:
+                    return body
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError("impactd exited early; see " + self.log.name)
+            time.sleep(0.01)
+        raise RuntimeError(f"{path} not ready after {timeout}s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def write_result(name, metrics, runs, notes=()):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = {
+        "benchmark": name,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "quick": QUICK,
+        "runs": runs,
+        "metrics": metrics,
+        "notes": list(notes),
+    }
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    for m in metrics:
+        print(f"  {m['name']}: {m.get('value')} {m.get('unit', '')}"
+              + (f" (baseline {m['baseline']}, ratio {m['ratio']:.3f})" if m.get("ratio") is not None else ""))

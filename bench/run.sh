@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs the benchmarks and writes bench/results/*.json and bench/results/REPORT.md.
+#   bench/run.sh [--quick] [name ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+names=()
+for arg in "$@"; do
+    case "$arg" in
+        --quick) quick=1 ;;
+        -*) echo "usage: $0 [--quick] [benchmark ...]" >&2; exit 2 ;;
+        *) names+=("$arg") ;;
+    esac
+done
+[ ${#names[@]} -gt 0 ] || names=(api shm)
+
+scripts/setup.sh release
+export BENCH_QUICK=$quick BENCH_BIN="$PWD/build/bin" BENCH_RESULTS="$PWD/bench/results"
+mkdir -p "$BENCH_RESULTS"
+for name in "${names[@]}"; do
+    [ -x "bench/$name/run.sh" ] || { echo "no benchmark named $name" >&2; exit 2; }
+    echo "== bench $name (quick=$quick)"
+    "bench/$name/run.sh"
+done
+python3 bench/report.py "$BENCH_RESULTS"
+echo "report: $BENCH_RESULTS/REPORT.md"

@@ -1,0 +1,344 @@
+/*
+ * The relay: every request under /v1 that no local handler takes becomes one msg_api_request
+ * to the service its path maps to, and the actor's msg_api_response is written back verbatim.
+ * The front end owns no API semantics (authentication included); it only enforces the sizes
+ * the message schema allows and answers for the broker's failures.
+ *
+ * Paths are relayed raw (minus the query), exactly as the client sent them, and routed on that
+ * same raw form, so the route decision and what the actor sees can never disagree. Paths with
+ * dot segments are refused rather than normalised: h2o's normalisation also percent-decodes
+ * (%2F becomes a separator), which would change what an API path means.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "http/bridge.h"
+#include "http/problem.h"
+#include "http/server.h"
+#include "schemas/msg.h"
+
+/* The schema's limits, taken from messages.def itself so the two cannot drift apart. */
+#define HTTP_LIMIT_ENUM(num, name, type, limit, presence) HTTP_REQUEST_LIMIT_##name = (limit),
+enum { MSG_API_REQUEST_FIELDS(HTTP_LIMIT_ENUM) };
+#undef HTTP_LIMIT_ENUM
+
+#define HTTP_HEADER_VALUE_MAX 8192 /* schemas/msg.c: MSG_PAIR_ITEM_MAX */
+
+/*
+ * Path prefix -> broker service. A prefix matches itself and everything below it ("/v1"
+ * matches "/v1" and "/v1/x", not "/v1x"); the first match wins, so longer prefixes go first.
+ */
+typedef struct {
+    const char *prefix;
+    const char *service;
+} http_route_t;
+
+static const http_route_t s_routes[] = {
+    {"/v1", "store"},
+};
+
+/* Request headers an actor may need; everything else (cookies, hop-by-hop, proxies' headers)
+ * stays at the edge. */
+static const char *const s_forwarded_headers[] = {
+    "content-type",    "accept",   "authorization", "api-key",       "api-auth",   "x-api-key", "x-api-auth",
+    "idempotency-key", "if-match", "if-none-match", "last-event-id", "user-agent", "origin",
+};
+
+/* Response headers the actor may not set: h2o frames the message itself, and the request id is ours. */
+static const char *const s_reserved_response_headers[] = {
+    "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",      "te",
+    "trailer",        "proxy-connection",  "date",       "server",     "x-request-id",
+};
+
+static const char *s_route(h2o_iovec_t path)
+{
+    for (size_t i = 0; i < sizeof(s_routes) / sizeof(s_routes[0]); i++) {
+        size_t n = strlen(s_routes[i].prefix);
+        if (path.len >= n && memcmp(path.base, s_routes[i].prefix, n) == 0 && (path.len == n || path.base[n] == '/'))
+            return s_routes[i].service;
+    }
+    return NULL;
+}
+
+/* "." or ".." as a whole segment, also percent-encoded ("%2e", ".%2E", ...). */
+static int s_is_dot_segment(const char *s, size_t len)
+{
+    size_t dots = 0;
+    for (size_t i = 0; i < len;) {
+        if (s[i] == '.') {
+            i++;
+        } else if (i + 2 < len && s[i] == '%' && s[i + 1] == '2' && (s[i + 2] == 'e' || s[i + 2] == 'E')) {
+            i += 3;
+        } else {
+            return 0;
+        }
+        dots++;
+    }
+    return dots == 1 || dots == 2;
+}
+
+static int s_has_dot_segment(h2o_iovec_t path)
+{
+    size_t start = 0;
+    for (size_t i = 0; i <= path.len; i++) {
+        if (i == path.len || path.base[i] == '/') {
+            if (i > start && s_is_dot_segment(path.base + start, i - start))
+                return 1;
+            start = i + 1;
+        }
+    }
+    return 0;
+}
+
+static int s_is_forwarded(const h2o_iovec_t *name)
+{
+    for (size_t i = 0; i < sizeof(s_forwarded_headers) / sizeof(s_forwarded_headers[0]); i++)
+        if (h2o_lcstris(name->base, name->len, s_forwarded_headers[i], strlen(s_forwarded_headers[i])))
+            return 1;
+    return 0;
+}
+
+static int s_is_reserved(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(s_reserved_response_headers) / sizeof(s_reserved_response_headers[0]); i++)
+        if (h2o_lcstris(name, len, s_reserved_response_headers[i], strlen(s_reserved_response_headers[i])))
+            return 1;
+    return 0;
+}
+
+/* RFC 9110 token characters. */
+static int s_is_token(const char *s, size_t len)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || memchr(extra, c, sizeof(extra) - 1)))
+            return 0;
+    }
+    return 1;
+}
+
+/* A field value without control characters (HTAB allowed): the actor is trusted, but a value it
+ * copied from user input must not be able to split the response. */
+static int s_is_field_value(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+/* "scheme://authority" for links the actor builds; left out when the authority looks odd. */
+static int s_base_url(h2o_req_t *req, char *buf, size_t size)
+{
+    h2o_iovec_t authority = req->authority;
+    if (req->scheme == NULL || authority.len == 0 || authority.len > 200)
+        return -1;
+    for (size_t i = 0; i < authority.len; i++) {
+        unsigned char c = (unsigned char)authority.base[i];
+        if (c == '\0' ||
+            !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || strchr(".-_:[]~", c) != NULL))
+            return -1;
+    }
+    int n =
+        snprintf(buf, size, "%.*s://%.*s", (int)req->scheme->name.len, req->scheme->name.base, (int)authority.len, authority.base);
+    return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+static void s_ctx(h2o_req_t *req, char *buf, size_t size)
+{
+    h2o_iovec_t id = http_request_id(req);
+    snprintf(buf, size, "req=%.*s", (int)id.len, id.base);
+}
+
+static void s_send_response(h2o_req_t *req, const msg_api_response_t *res)
+{
+    http_response_init(req, (int)res->status);
+    if (res->has_content_type && res->content_type.len > 0 && s_is_field_value(res->content_type.ptr, res->content_type.len)) {
+        h2o_iovec_t v = h2o_strdup(&req->pool, res->content_type.ptr, res->content_type.len);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, v.base, v.len);
+    }
+    unsigned dropped = 0;
+    for (uint32_t i = 0; res->has_headers && i < res->headers.count; i++) {
+        msg_str_t name = res->headers.name[i], value = res->headers.value[i];
+        if (!s_is_token(name.ptr, name.len) || !s_is_field_value(value.ptr, value.len) || s_is_reserved(name.ptr, name.len) ||
+            (res->has_content_type && h2o_lcstris(name.ptr, name.len, H2O_STRLIT("content-type")))) {
+            dropped++;
+            continue;
+        }
+        /* HTTP/2 requires lower-case names, and h2o matches its tokens in lower case. */
+        h2o_iovec_t n = h2o_strdup(&req->pool, name.ptr, name.len);
+        h2o_strtolower(n.base, n.len);
+        h2o_iovec_t v = h2o_strdup(&req->pool, value.len ? value.ptr : "", value.len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, NULL, v.base, v.len);
+    }
+    if (dropped != 0) {
+        char ctx[48];
+        s_ctx(req, ctx, sizeof(ctx));
+        log_line(LOG_LEVEL_WARN, ctx, "dropped %u response headers from the actor (reserved or malformed)", dropped);
+    }
+    if (res->status == 204 || res->status == 304) {
+        h2o_send_inline(req, "", 0);
+        return;
+    }
+    const char *body = res->has_body && res->body.len ? res->body.ptr : "";
+    req->res.content_length = res->has_body ? res->body.len : 0;
+    /* Copies the body into the pool: the reply frame is freed when the callback returns. */
+    h2o_send_inline(req, body, req->res.content_length);
+}
+
+static void on_reply(h2o_req_t *req, const http_reply_t *reply)
+{
+    char ctx[48];
+    s_ctx(req, ctx, sizeof(ctx));
+    switch (reply->kind) {
+    case HTTP_REPLY_TIMEOUT:
+        log_line(LOG_LEVEL_WARN, ctx, "corr=%016" PRIx64 " no reply within %" PRIu64 " ms", reply->corr,
+                 http_thread_of(req)->settings->request_timeout_ms);
+        http_problem_send(req, 504, "gateway-timeout", "Gateway Timeout", "the service did not answer in time");
+        return;
+    case HTTP_REPLY_SHUTDOWN:
+        http_problem_send(req, 503, "shutting-down", "Service Unavailable", "the server is restarting");
+        return;
+    case HTTP_REPLY_BROKER:
+        break;
+    }
+
+    switch (reply->status) {
+    case BRK_STATUS_OK:
+        break;
+    case BRK_STATUS_NO_SERVICE:
+        log_line(LOG_LEVEL_WARN, ctx, "no live actor for the request's service");
+        http_problem_send(req, 503, "service-unavailable", "Service Unavailable", "no instance of the service is running");
+        return;
+    case BRK_STATUS_OVERLOADED:
+        log_line(LOG_LEVEL_WARN, ctx, "the service is overloaded");
+        http_problem_send(req, 503, "overloaded", "Service Unavailable", "the service is overloaded");
+        return;
+    case BRK_STATUS_BAD_FRAME:
+    case BRK_STATUS_ACTOR_ERROR:
+    default:
+        log_line(LOG_LEVEL_ERROR, ctx, "broker status %d", (int)reply->status);
+        http_problem_send(req, 502, "bad-gateway", "Bad Gateway", "the service failed to process the request");
+        return;
+    }
+
+    msg_api_response_t res = {0};
+    char err[160];
+    if (msg_api_response_decode(reply->body, reply->size, &res, err, sizeof(err)) != 0) {
+        log_line(LOG_LEVEL_ERROR, ctx, "undecodable reply: %s", err);
+        http_problem_send(req, 502, "bad-gateway", "Bad Gateway", "the service sent an invalid reply");
+        return;
+    }
+    if (res.status < 200 || res.status > 599) {
+        log_line(LOG_LEVEL_ERROR, ctx, "reply with status %" PRIu64, res.status);
+        http_problem_send(req, 502, "bad-gateway", "Bad Gateway", "the service sent an invalid reply");
+        return;
+    }
+    s_send_response(req, &res);
+}
+
+/* Fills the whitelisted headers; -1 when there are too many or one is too long. */
+static int s_collect_headers(h2o_req_t *req, msg_pairs_t *pairs)
+{
+    pairs->count = 0;
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        if (!s_is_forwarded(h->name))
+            continue;
+        if (h->value.len > HTTP_HEADER_VALUE_MAX)
+            return -1;
+        msg_str_t name = {h->name->base, (uint32_t)h->name->len};
+        msg_str_t value = {h->value.base, (uint32_t)h->value.len};
+        if (msg_pairs_add(pairs, name, value) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    http_thread_t *thread = http_thread_of(req);
+    size_t path_len = req->query_at < req->path.len ? req->query_at : req->path.len;
+    h2o_iovec_t path = h2o_iovec_init(req->path.base, path_len);
+    h2o_iovec_t query = req->query_at < req->path.len
+                            ? h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)
+                            : h2o_iovec_init(NULL, 0);
+
+    const char *service = s_route(path);
+    if (service == NULL) {
+        http_problem_send(req, 404, "not-found", "Not Found", "no such resource");
+        return 0;
+    }
+    if (s_has_dot_segment(path)) {
+        http_problem_send(req, 400, "bad-path", "Bad Request", "the path has dot segments");
+        return 0;
+    }
+    if (req->method.len == 0 || req->method.len > HTTP_REQUEST_LIMIT_method) {
+        http_problem_send(req, 501, "not-implemented", "Not Implemented", "unknown method");
+        return 0;
+    }
+    if (path.len > HTTP_REQUEST_LIMIT_path || query.len > HTTP_REQUEST_LIMIT_query) {
+        http_problem_send(req, 414, "uri-too-long", "URI Too Long", "the path or query string is too long");
+        return 0;
+    }
+    if (req->entity.len > HTTP_REQUEST_LIMIT_body) {
+        http_problem_send(req, 413, "payload-too-large", "Payload Too Large", "the request body is too large to relay");
+        return 0;
+    }
+
+    msg_api_request_t m = {0};
+    if (s_collect_headers(req, &m.headers) != 0) {
+        http_problem_send(req, 431, "header-fields-too-large", "Request Header Fields Too Large",
+                          "too many or too long request headers");
+        return 0;
+    }
+    m.has_headers = m.headers.count > 0;
+    h2o_iovec_t id = http_request_id(req);
+    char base_url[HTTP_REQUEST_LIMIT_base_url + 1];
+    m.method = (msg_str_t){req->method.base, (uint32_t)req->method.len};
+    m.path = (msg_str_t){path.base, (uint32_t)path.len};
+    m.query = (msg_str_t){query.base, (uint32_t)query.len};
+    m.has_query = query.base != NULL;
+    m.body = (msg_str_t){req->entity.base, (uint32_t)req->entity.len};
+    m.has_body = req->entity.base != NULL;
+    m.request_id = (msg_str_t){id.base, (uint32_t)id.len};
+    if (s_base_url(req, base_url, sizeof(base_url)) == 0) {
+        m.base_url = msg_str(base_url);
+        m.has_base_url = true;
+    }
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (msg_api_request_encode(&m, &sb) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        http_problem_send(req, 400, "bad-request", "Bad Request", "the request cannot be relayed");
+        return 0;
+    }
+    int rc = http_bridge_send(thread->bridge, req, service, sb.data, sb.size, on_reply);
+    int send_errno = errno;
+    msgpack_sbuffer_destroy(&sb);
+    if (rc != 0) {
+        char ctx[48];
+        s_ctx(req, ctx, sizeof(ctx));
+        log_line(LOG_LEVEL_WARN, ctx, "cannot relay to %s: %s", service, strerror(send_errno));
+        if (send_errno == EAGAIN || send_errno == ENOSPC)
+            http_problem_send(req, 503, "overloaded", "Service Unavailable", "too many requests in flight");
+        else
+            http_problem_send(req, 500, "internal-error", "Internal Server Error", "the request could not be relayed");
+    }
+    return 0;
+}
+
+void http_api_register(h2o_pathconf_t *pathconf)
+{
+    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
+    handler->on_req = on_req;
+}

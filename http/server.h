@@ -1,0 +1,84 @@
+/*
+ * Internal to http/: the per-thread state every handler reaches from its request, and the
+ * registration functions of the handlers (one file each).
+ *
+ * Threads: http_main runs config->http_threads event loops. Each owns one h2o_context_t and
+ * h2o_evloop_t, one DEALER to the broker (http_bridge_t) and its own accepting sockets (dups of
+ * the shared listeners). Nothing in this struct is touched from another thread, so handlers
+ * need no locks; the only shared state is the read-only settings and h2o_globalconf_t.
+ */
+#ifndef IMPACT_HTTP_SERVER_H
+#define IMPACT_HTTP_SERVER_H
+
+#include <h2o.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "http/bridge.h"
+
+#define HTTP_BENCH_BODY_MAX (1024 * 1024)
+
+/* Read-only after http_main's start-up; shared by all threads. */
+typedef struct {
+    char shm_name[64];
+    h2o_iovec_t bench_body;      /* IMPACT_BENCH_BARE_FILE's bytes; base NULL: /bench/bare is 404 */
+    uint64_t request_timeout_ms; /* broker round trip deadline (IMPACT_REQUEST_TIMEOUT_MS) */
+    uint64_t shutdown_grace_ms;  /* how long SIGTERM waits for in-flight relays (IMPACT_SHUTDOWN_GRACE_MS) */
+    uint32_t boot_tag;           /* makes request ids unique across restarts of the process */
+} http_settings_t;
+
+typedef struct st_http_thread_t http_thread_t;
+
+typedef struct {
+    http_thread_t *thread;
+    h2o_socket_t *sock; /* this thread's dup of a shared listening socket; NULL once closed */
+    h2o_accept_ctx_t accept_ctx;
+} http_listener_t;
+
+struct st_http_thread_t {
+    h2o_context_t ctx;
+    const http_settings_t *settings;
+    struct st_http_server_t *server;
+    unsigned index;
+    pthread_t tid;
+    uint64_t request_seq;
+    http_bridge_t *bridge;
+    http_listener_t listeners[2];
+    size_t num_listeners;
+    int listen_fds[2];    /* handed to h2o (and owned by it) once the thread runs */
+    h2o_linklist_t conns; /* http_conn_t (server.c), so shutdown can close idle keep-alive connections */
+    size_t num_conns;
+    int accepting;                    /* listeners are being read: off at the connection limit, out of descriptors, or stopping */
+    h2o_timeout_entry_t accept_retry; /* resumes accepting a second after running out of descriptors */
+    int stopping;
+};
+
+/** The thread whose event loop runs `req`. */
+static http_thread_t *http_thread_of(h2o_req_t *req);
+
+/**
+ * The request's id (24 hex digits: boot tag, thread index, per-thread counter), made on first
+ * use and kept in the request's env so every response and log line of the request agrees.
+ */
+h2o_iovec_t http_request_id(h2o_req_t *req);
+
+/** Registers the relay handler (api.c): everything under /v1 that no other handler takes. */
+void http_api_register(h2o_pathconf_t *pathconf);
+
+/** Registers GET /v1/health (health.c). */
+void http_health_register(h2o_pathconf_t *pathconf);
+
+/** Registers GET /bench/bare (server.c): the settings' bench body, or 404 without one. */
+void http_bench_register(h2o_pathconf_t *pathconf);
+
+/** Registers the catch-all that answers 404 problem documents (server.c). */
+void http_notfound_register(h2o_pathconf_t *pathconf);
+
+/* inline defs */
+
+inline http_thread_t *http_thread_of(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(http_thread_t, ctx, req->conn->ctx);
+}
+
+#endif
