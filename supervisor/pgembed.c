@@ -60,9 +60,9 @@ static int s_cluster_major(const pgembed_t *self)
 static bool s_has_binaries(int major, char *bin, size_t size)
 {
     char pg_ctl[PATH_MAX];
-    snprintf(bin, size, "%s/%d/bin", PGEMBED_LIB_DIR, major);
-    snprintf(pg_ctl, sizeof(pg_ctl), "%s/pg_ctl", bin);
-    return access(pg_ctl, X_OK) == 0;
+    int n = snprintf(bin, size, "%s/%d/bin", PGEMBED_LIB_DIR, major);
+    return n > 0 && (size_t)n < size && (size_t)snprintf(pg_ctl, sizeof(pg_ctl), "%.*s/pg_ctl", n, bin) < sizeof(pg_ctl) &&
+           access(pg_ctl, X_OK) == 0;
 }
 
 /* A cluster can only be run by the major version that made it; a new one gets the highest installed. */

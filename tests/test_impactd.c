@@ -35,7 +35,7 @@ typedef struct {
     char run_dir[64];
     int port, tls_port;
     pid_t pid;
-    char key[64], auth[128];
+    char key[256], auth[256];
 } server_t;
 
 typedef struct {
@@ -64,7 +64,7 @@ typedef enum { PROTO_HTTP1, PROTO_H2C, PROTO_H2_TLS } proto_t;
 static CURLcode s_http(server_t *s, proto_t proto, const char *method, const char *path, const char *body, size_t body_len,
                        bool with_auth, long timeout_ms, reply_t *r)
 {
-    char url[512], key_header[128], auth_header[192];
+    char url[512], key_header[300], auth_header[300];
     memset(r, 0, sizeof(*r));
     snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s", proto == PROTO_H2_TLS ? "https" : "http",
              proto == PROTO_H2_TLS ? s->tls_port : s->port, path);
@@ -463,7 +463,7 @@ static void test_sigterm_leaves_nothing_behind(void **state)
     assert_int_equal(stat(pidfile, &st), -1);
 
     /* A second start on the same data dir keeps the account and its key. */
-    char key[64], auth[128];
+    char key[256], auth[256];
     snprintf(key, sizeof(key), "%s", s->key);
     snprintf(auth, sizeof(auth), "%s", s->auth);
     s_start(s);
