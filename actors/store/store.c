@@ -110,9 +110,12 @@ void store_actor(zsock_t *pipe, void *args)
         if (which == pipe)
             break; /* $TERM is the only command */
         if (which == sock) {
-            brk_request_t *request = brk_worker_recv(self->worker);
-            if (request)
-                s_handle(self, &request);
+            /* Serve everything already queued before polling again (see the broker's s_drain). */
+            for (int budget = 256; budget > 0 && (zsock_events(sock) & ZMQ_POLLIN); budget--) {
+                brk_request_t *request = brk_worker_recv(self->worker);
+                if (request)
+                    s_handle(self, &request);
+            }
         } else if (zpoller_terminated(poller)) {
             break;
         }
