@@ -189,84 +189,104 @@ static int s_frame_text(zframe_t *frame, char *out, size_t size)
     return 0;
 }
 
+#define NO_SKIP ((size_t)-1)
+
 /*
- * Sends [id][frames...] on a ROUTER. Only the routing frame can fail (EHOSTUNREACH for an unknown
- * peer under ROUTER_MANDATORY, EAGAIN at the high-water mark thanks to DONTWAIT); once it is
- * accepted the rest of the message is committed, so on failure nothing was sent and the caller
- * still owns its frames.
+ * Sends [id][prefix] followed by the frames of `msg` from index `first` on, leaving out index
+ * `skip`, on a ROUTER. Only the routing frame can fail (EHOSTUNREACH for an unknown peer under
+ * ROUTER_MANDATORY, EAGAIN at the high-water mark thanks to DONTWAIT); once it is accepted the
+ * rest of the message is committed, so on failure nothing was sent and `msg` is intact for a
+ * retry. `prefix` may be NULL. The frames sent must not end with `skip`.
  */
-static int s_send_routed(zsock_t *sock, const void *id, size_t id_len, zframe_t **frames, int count)
+static int s_send_routed(zsock_t *sock, const void *id, size_t id_len, const char *prefix, zmsg_t *msg, size_t first, size_t skip)
 {
     void *handle = zsock_resolve(sock);
     if (zmq_send(handle, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return -1;
-    for (int i = 0; i < count; i++)
-        zmq_send(handle, zframe_data(frames[i]), zframe_size(frames[i]), i + 1 < count ? ZMQ_SNDMORE : 0);
+    size_t count = zmsg_size(msg), index = 0;
+    if (prefix)
+        zmq_send(handle, prefix, strlen(prefix), ZMQ_SNDMORE);
+    for (zframe_t *frame = zmsg_first(msg); frame; frame = zmsg_next(msg), index++)
+        if (index >= first && index != skip)
+            zmq_send(handle, zframe_data(frame), zframe_size(frame), index + 1 < count ? ZMQ_SNDMORE : 0);
     return 0;
 }
 
-/* Replies to a requester with a status and an empty body. Used for broker-made errors. */
-static void s_reply_status(broker_t *self, zframe_t *requester, zframe_t *corr, brk_status_t status)
+/*
+ * Answers every request of a batch with `status` and an empty body. `msg` is the request as
+ * received: [requester][service]([corr][body])*; entries whose correlation id is malformed
+ * cannot be answered individually, so a batch with none usable gets one reply with corr 0.
+ */
+static void s_reply_status(broker_t *self, zmsg_t *msg, brk_status_t status)
 {
     byte code = (byte)status;
-    zframe_t *frames[3];
-    frames[0] = corr && zframe_size(corr) == BRK_CORR_SIZE ? zframe_dup(corr) : zframe_new("\0\0\0\0\0\0\0\0", BRK_CORR_SIZE);
-    frames[1] = zframe_new(&code, 1);
-    frames[2] = zframe_new(NULL, 0);
-    if (s_send_routed(self->front, zframe_data(requester), zframe_size(requester), frames, 3) != 0)
+    zframe_t *requester = zmsg_first(msg);
+    zmsg_t *reply = zmsg_new();
+    size_t index = 0;
+    for (zframe_t *frame = zmsg_next(msg); frame; frame = zmsg_next(msg), index++) {
+        if (index % 2 == 1 && zframe_size(frame) == BRK_CORR_SIZE) {
+            zmsg_addmem(reply, zframe_data(frame), BRK_CORR_SIZE);
+            zmsg_addmem(reply, &code, 1);
+            zmsg_addmem(reply, NULL, 0);
+        }
+    }
+    if (zmsg_size(reply) == 0) {
+        zmsg_addmem(reply, "\0\0\0\0\0\0\0\0", BRK_CORR_SIZE);
+        zmsg_addmem(reply, &code, 1);
+        zmsg_addmem(reply, NULL, 0);
+    }
+    if (s_send_routed(self->front, zframe_data(requester), zframe_size(requester), NULL, reply, 0, NO_SKIP) != 0)
         self->lost_replies++;
-    for (int i = 0; i < 3; i++)
-        zframe_destroy(&frames[i]);
+    zmsg_destroy(&reply);
 }
 
-/* A request from the front: [requester][service][corr][body]. */
+/* A batch from the front: [requester][service]([corr][body])+. */
 static void s_on_front(broker_t *self)
 {
     zmsg_t *msg = zmsg_recv(self->front);
     if (msg == NULL)
         return;
-    zframe_t *requester = zmsg_first(msg);
+    zmsg_first(msg); /* the requester's routing id stays in place for the forward */
     zframe_t *service_frame = zmsg_next(msg);
-    zframe_t *corr = zmsg_next(msg);
-    zframe_t *body = zmsg_next(msg);
     char service_name[BRK_SERVICE_MAX + 1];
-
-    if (!service_frame || !corr || !body || zmsg_size(msg) != 4 || zframe_size(corr) != BRK_CORR_SIZE ||
-        s_frame_text(service_frame, service_name, sizeof(service_name)) != 0) {
+    size_t entries = zmsg_size(msg) >= 2 ? (zmsg_size(msg) - 2) / 2 : 0;
+    bool well_formed = service_frame && zmsg_size(msg) % 2 == 0 && entries >= 1 && entries <= BRK_BATCH_MAX &&
+                       s_frame_text(service_frame, service_name, sizeof(service_name)) == 0;
+    for (zframe_t *corr = zmsg_next(msg); well_formed && corr; corr = zmsg_next(msg)) {
+        well_formed = zframe_size(corr) == BRK_CORR_SIZE;
+        zmsg_next(msg);
+    }
+    if (!well_formed) {
         self->bad_frames++;
-        s_reply_status(self, requester, corr, BRK_STATUS_BAD_FRAME);
+        s_reply_status(self, msg, BRK_STATUS_BAD_FRAME);
         goto Exit;
     }
 
-    zframe_t *command = zframe_new("REQ", 3);
-    zframe_t *frames[] = {command, requester, corr, body};
     service_t *service = zhashx_lookup(self->services, service_name);
     /* Try members in round-robin order; a member whose connection is gone fails the send with
      * EHOSTUNREACH and is dropped from the registry, so the next one is tried at once. */
     while (service != NULL && zlistx_size(service->members) > 0) {
         member_t *member = zlistx_first(service->members);
         zlistx_move_end(service->members, zlistx_cursor(service->members));
-        if (s_send_routed(self->back, member->id, strlen(member->id), frames, 4) == 0) {
-            self->routed++;
-            zframe_destroy(&command);
+        /* ["REQ"][requester]([corr][body])+: the requester frame stays, the service (1) goes. */
+        if (s_send_routed(self->back, member->id, strlen(member->id), "REQ", msg, 0, 1) == 0) {
+            self->routed += entries;
             goto Exit;
         }
         if (errno == EAGAIN) {
-            s_reply_status(self, requester, corr, BRK_STATUS_OVERLOADED);
-            zframe_destroy(&command);
+            s_reply_status(self, msg, BRK_STATUS_OVERLOADED);
             goto Exit;
         }
         s_member_remove(self, member, "unreachable");
         service = zhashx_lookup(self->services, service_name);
     }
-    zframe_destroy(&command);
-    self->no_service++;
-    s_reply_status(self, requester, corr, BRK_STATUS_NO_SERVICE);
+    self->no_service += entries;
+    s_reply_status(self, msg, BRK_STATUS_NO_SERVICE);
 Exit:
     zmsg_destroy(&msg);
 }
 
-/* A message from an actor: heartbeat or reply. */
+/* A message from an actor: heartbeat or a batch of replies. */
 static void s_on_back(broker_t *self)
 {
     zmsg_t *msg = zmsg_recv(self->back);
@@ -289,20 +309,22 @@ static void s_on_back(broker_t *self)
             goto Exit;
         }
         s_member_refresh(self, id, service, hb.pid);
-    } else if (zframe_streq(command, "REP") && zmsg_size(msg) == 6) {
+    } else if (zframe_streq(command, "REP") && zmsg_size(msg) >= 6 && (zmsg_size(msg) - 3) % 3 == 0 &&
+               (zmsg_size(msg) - 3) / 3 <= BRK_BATCH_MAX) {
         zframe_t *requester = zmsg_next(msg);
-        zframe_t *frames[3];
-        frames[0] = zmsg_next(msg);
-        frames[1] = zmsg_next(msg);
-        frames[2] = zmsg_next(msg);
+        size_t index = 0;
+        for (zframe_t *frame = zmsg_next(msg); frame; frame = zmsg_next(msg), index++)
+            if ((index % 3 == 0 && zframe_size(frame) != BRK_CORR_SIZE) || (index % 3 == 1 && zframe_size(frame) != 1)) {
+                self->bad_frames++;
+                goto Exit;
+            }
         member_t *member = zhashx_lookup(self->members, id);
         if (member)
             member->expires_at = zclock_mono() + self->expiry_ms;
-        self->replies++;
-        /* A requester that disconnected has already answered its client on deadline. */
-        if (zframe_size(frames[0]) != BRK_CORR_SIZE || zframe_size(frames[1]) != 1 ||
-            s_send_routed(self->front, zframe_data(requester), zframe_size(requester), frames, 3) != 0)
-            self->lost_replies++;
+        self->replies += index / 3;
+        /* A requester that disconnected has already answered its clients on deadline. */
+        if (s_send_routed(self->front, zframe_data(requester), zframe_size(requester), NULL, msg, 3, NO_SKIP) != 0)
+            self->lost_replies += index / 3;
     } else {
         self->bad_frames++;
     }

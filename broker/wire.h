@@ -3,11 +3,17 @@
  * requester picks them and matches replies with them. Bodies are one msgpack object each
  * (schemas/msg.h) that only the two ends decode.
  *
- *   requester DEALER -> broker front ROUTER   [service][corr][body]
- *   broker front -> requester                 [corr][status][body]
+ * One message carries a batch of one or more requests (or replies), so that under load a whole
+ * event-loop iteration's worth of requests crosses each hop in one message: every hop costs
+ * system calls and thread wake-ups, and a batch pays them once.
+ *
+ *   requester DEALER -> broker front ROUTER   [service]([corr][body])+
+ *   broker front -> requester                 ([corr][status][body])+
  *   actor DEALER -> broker back ROUTER        ["HB"][msg_actor_heartbeat]
- *                                             ["REP"][requester id][corr][status][body]
- *   broker back -> actor                      ["REQ"][requester id][corr][body]
+ *                                             ["REP"][requester id]([corr][status][body])+
+ *   broker back -> actor                      ["REQ"][requester id]([corr][body])+
+ *
+ * A batch holds at most BRK_BATCH_MAX entries and all its requests go to the same service.
  *
  * The back ROUTER sets ROUTER_MANDATORY, so a send to an actor that has gone away fails with
  * EHOSTUNREACH instead of vanishing, and ROUTER_HANDOVER, so an actor restarted under the same
@@ -24,6 +30,7 @@
 #define BRK_BACK_ENDPOINT  "broker-back.ipc"
 #define BRK_HEARTBEAT_MS   1000
 #define BRK_EXPIRY_MS      3500
+#define BRK_BATCH_MAX      256
 
 typedef enum {
     BRK_STATUS_OK = 0,

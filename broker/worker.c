@@ -8,6 +8,9 @@ struct brk_worker_t {
     zsock_t *dealer;
     char service[BRK_SERVICE_MAX + 1];
     int64_t next_heartbeat;
+    zlist_t *queue;       /* brk_request_t* received but not yet handed out */
+    zmsg_t *replies;      /* ["REP"][requester]([corr][status][body])* held back */
+    zframe_t *replies_to; /* the requester `replies` is for (owned copy) */
 };
 
 brk_worker_t *brk_worker_new(const char *endpoint, const char *service, const char *identity)
@@ -19,7 +22,8 @@ brk_worker_t *brk_worker_new(const char *endpoint, const char *service, const ch
         return NULL;
     snprintf(self->service, sizeof(self->service), "%s", service);
     self->dealer = zsock_new(ZMQ_DEALER);
-    if (self->dealer == NULL)
+    self->queue = zlist_new();
+    if (self->dealer == NULL || self->queue == NULL)
         goto Error;
     zsock_set_identity(self->dealer, identity);
     zsock_set_sndhwm(self->dealer, 100000);
@@ -31,6 +35,7 @@ brk_worker_t *brk_worker_new(const char *endpoint, const char *service, const ch
     brk_worker_tick(self);
     return self;
 Error:
+    zlist_destroy(&self->queue);
     zsock_destroy(&self->dealer);
     free(self);
     return NULL;
@@ -41,9 +46,19 @@ void brk_worker_destroy(brk_worker_t **self_p)
     brk_worker_t *self = *self_p;
     if (self == NULL)
         return;
+    brk_worker_flush(self);
+    brk_request_t *request;
+    while ((request = zlist_pop(self->queue)) != NULL)
+        brk_request_destroy(&request);
+    zlist_destroy(&self->queue);
     zsock_destroy(&self->dealer);
     free(self);
     *self_p = NULL;
+}
+
+bool brk_worker_busy(const brk_worker_t *self)
+{
+    return zlist_size(self->queue) > 0;
 }
 
 zsock_t *brk_worker_sock(brk_worker_t *self)
@@ -82,36 +97,75 @@ void brk_request_destroy(brk_request_t **request_p)
     *request_p = NULL;
 }
 
-brk_request_t *brk_worker_recv(brk_worker_t *self)
+/* Splits ["REQ"][requester]([corr][body])+ into queued requests. A malformed batch is dropped
+ * whole: nothing in it can be trusted to be answerable. */
+static void s_receive_batch(brk_worker_t *self)
 {
     zmsg_t *msg = zmsg_recv(self->dealer);
     if (msg == NULL)
-        return NULL;
-    brk_request_t *request = NULL;
+        return;
     zframe_t *command = zmsg_pop(msg);
-    if (command && zframe_streq(command, "REQ") && zmsg_size(msg) == 3) {
-        request = calloc(1, sizeof(*request));
-        if (request) {
-            request->requester = zmsg_pop(msg);
-            request->corr = zmsg_pop(msg);
-            request->body = zmsg_pop(msg);
-        }
+    zframe_t *requester = zmsg_pop(msg);
+    size_t entries = zmsg_size(msg) / 2;
+    bool well_formed =
+        command && requester && zframe_streq(command, "REQ") && zmsg_size(msg) % 2 == 0 && entries >= 1 && entries <= BRK_BATCH_MAX;
+    while (well_formed && zmsg_size(msg) > 0) {
+        brk_request_t *request = calloc(1, sizeof(*request));
+        if (request == NULL)
+            break;
+        request->requester = zframe_dup(requester);
+        request->corr = zmsg_pop(msg);
+        request->body = zmsg_pop(msg);
+        zlist_append(self->queue, request);
     }
     zframe_destroy(&command);
+    zframe_destroy(&requester);
     zmsg_destroy(&msg);
+}
+
+brk_request_t *brk_worker_recv(brk_worker_t *self)
+{
+    if (zlist_size(self->queue) == 0 && (zsock_events(self->dealer) & ZMQ_POLLIN))
+        s_receive_batch(self);
+    brk_request_t *request = zlist_pop(self->queue);
+    if (request == NULL)
+        brk_worker_flush(self);
     return request;
+}
+
+int brk_worker_flush(brk_worker_t *self)
+{
+    if (self->replies == NULL)
+        return 0;
+    zframe_destroy(&self->replies_to);
+    return zmsg_send(&self->replies, self->dealer);
+}
+
+/* True if a queued request comes from the same requester, so its reply can join this batch. */
+static bool s_more_from(brk_worker_t *self, zframe_t *requester)
+{
+    brk_request_t *next = zlist_first(self->queue);
+    return next != NULL && zframe_eq(next->requester, requester);
 }
 
 int brk_worker_reply(brk_worker_t *self, brk_request_t **request_p, brk_status_t status, const void *body, size_t size)
 {
     brk_request_t *request = *request_p;
     byte code = (byte)status;
-    zmsg_t *msg = zmsg_new();
-    zmsg_addstr(msg, "REP");
-    zmsg_append(msg, &request->requester);
-    zmsg_append(msg, &request->corr);
-    zmsg_addmem(msg, &code, 1);
-    zmsg_addmem(msg, body, size);
+    if (self->replies && (!zframe_eq(self->replies_to, request->requester) || zmsg_size(self->replies) >= 2 + 3 * BRK_BATCH_MAX))
+        brk_worker_flush(self);
+    if (self->replies == NULL) {
+        self->replies = zmsg_new();
+        zmsg_addstr(self->replies, "REP");
+        zmsg_addmem(self->replies, zframe_data(request->requester), zframe_size(request->requester));
+        self->replies_to = zframe_dup(request->requester);
+    }
+    zmsg_append(self->replies, &request->corr);
+    zmsg_addmem(self->replies, &code, 1);
+    zmsg_addmem(self->replies, body, size);
+    int rc = 0;
+    if (!s_more_from(self, request->requester))
+        rc = brk_worker_flush(self);
     brk_request_destroy(request_p);
-    return zmsg_send(&msg, self->dealer);
+    return rc;
 }

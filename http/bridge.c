@@ -10,6 +10,10 @@
  *     schedules itself on the zero timeout, because no new edge will come for what is left;
  *   - a send can make replies readable without a new edge, so every send schedules a drain, and
  *     server.c drains after each h2o_evloop_run return as the last safety net.
+ *
+ * Requests are not sent one by one: http_bridge_send puts them in an outgoing batch that the
+ * drain (scheduled on the zero timeout, so it runs once the loop has handled everything that
+ * arrived together) sends as one message. Under load that turns a hundred hops into one.
  */
 #include "http/bridge.h"
 
@@ -44,6 +48,7 @@ struct st_http_bridge_t {
     h2o_timeout_t timeout;
     int timeout_inited;
     h2o_timeout_entry_t drain_later;
+    brk_batch_t *outbox; /* requests registered as pending but not sent yet */
     unsigned thread_index;
     uint64_t counter;
     size_t max_pending;
@@ -136,7 +141,7 @@ http_bridge_t *http_bridge_new(h2o_context_t *ctx, const char *endpoint, unsigne
     self->max_pending = max_pending;
     self->drain_later.cb = on_drain_later;
 
-    if ((self->pending = zhashx_new()) == NULL)
+    if ((self->pending = zhashx_new()) == NULL || (self->outbox = brk_batch_new()) == NULL)
         goto Error;
     zhashx_set_key_hasher(self->pending, s_corr_hash);
     zhashx_set_key_comparator(self->pending, s_corr_compare);
@@ -184,9 +189,28 @@ void http_bridge_destroy(http_bridge_t **self_p)
     if (self->watcher != NULL)
         h2o_socket_close(self->watcher);
     zhashx_destroy(&self->pending);
+    brk_batch_destroy(&self->outbox);
     zsock_destroy(&self->dealer);
     free(self);
     *self_p = NULL;
+}
+
+/* Sends the outgoing batch. If the broker's queue is full, every request in it is answered as
+ * the broker would have answered it: overloaded, so the client gets a 503 and may retry. */
+static void s_flush(http_bridge_t *self)
+{
+    if (brk_batch_count(self->outbox) == 0 || brk_batch_send(self->outbox, self->dealer) == 0)
+        return;
+    for (size_t i = 0; i < brk_batch_count(self->outbox); i++) {
+        uint64_t corr = brk_batch_corr(self->outbox, i);
+        http_pending_t *p = zhashx_lookup(self->pending, &corr);
+        if (p == NULL)
+            continue;
+        self->stats.refused++;
+        http_reply_t reply = {.kind = HTTP_REPLY_BROKER, .status = BRK_STATUS_OVERLOADED};
+        s_complete(p, &reply);
+    }
+    brk_batch_clear(self->outbox);
 }
 
 int http_bridge_send(http_bridge_t *self, h2o_req_t *req, const char *service, const void *body, size_t size,
@@ -198,13 +222,16 @@ int http_bridge_send(http_bridge_t *self, h2o_req_t *req, const char *service, c
         return -1;
     }
     uint64_t corr = ((uint64_t)self->thread_index << 56) | (++self->counter & HTTP_CORR_COUNTER_MASK);
-    if (brk_client_send(self->dealer, service, corr, body, size) != 0) {
-        if (errno == EAGAIN)
-            self->stats.refused++;
-        return -1;
+    if (brk_batch_add(self->outbox, service, corr, body, size) != 0) {
+        if (errno != EXDEV && errno != ENOSPC)
+            return -1;
+        /* The batch is for another service or full: send it and start a new one. */
+        s_flush(self);
+        if (brk_batch_add(self->outbox, service, corr, body, size) != 0)
+            return -1;
     }
-    /* Allocated only once the send succeeded, so a refused request leaves no entry behind; the
-     * memory is the request's and goes with it, which is what makes a vanished client safe. */
+    /* The memory is the request's and goes with it, which is what makes a vanished client safe:
+     * its entry leaves the table, and a reply for it is dropped as late. */
     http_pending_t *p = h2o_mem_alloc_shared(&req->pool, sizeof(*p), on_pending_dispose);
     *p = (http_pending_t){.corr = corr, .req = req, .bridge = self, .cb = cb};
     p->deadline.cb = on_deadline;
@@ -215,33 +242,31 @@ int http_bridge_send(http_bridge_t *self, h2o_req_t *req, const char *service, c
     return 0;
 }
 
+static void s_on_reply(void *arg, uint64_t corr, brk_status_t status, const void *body, size_t size)
+{
+    http_bridge_t *self = arg;
+    http_pending_t *p = zhashx_lookup(self->pending, &corr);
+    if (p == NULL) {
+        /* Its request timed out or its client left; either way it was already answered. */
+        self->stats.late++;
+        log_debug("corr=%016" PRIx64 " late reply dropped", corr);
+        return;
+    }
+    self->stats.replied++;
+    http_reply_t reply = {.kind = HTTP_REPLY_BROKER, .status = status, .body = body, .size = size};
+    s_complete(p, &reply);
+}
+
 void http_bridge_drain(http_bridge_t *self)
 {
+    s_flush(self);
     for (int n = 0; n < HTTP_BRIDGE_DRAIN_BATCH; n++) {
-        if ((zsock_events(self->dealer) & ZMQ_POLLIN) == 0)
-            return;
-        uint64_t corr;
-        brk_status_t status;
-        zframe_t *body = NULL;
-        if (brk_client_recv(self->dealer, &corr, &status, &body) != 0) {
+        if (brk_client_recv(self->dealer, s_on_reply, self) < 0) {
             if (errno != EPROTO)
                 return;
             self->stats.malformed++;
             log_warn("discarded a malformed reply from the broker");
-            continue;
         }
-        http_pending_t *p = zhashx_lookup(self->pending, &corr);
-        if (p == NULL) {
-            /* Its request timed out or its client left; either way it was already answered. */
-            self->stats.late++;
-            log_debug("corr=%016" PRIx64 " late reply dropped", corr);
-        } else {
-            self->stats.replied++;
-            http_reply_t reply = {
-                .kind = HTTP_REPLY_BROKER, .status = status, .body = zframe_data(body), .size = zframe_size(body)};
-            s_complete(p, &reply);
-        }
-        zframe_destroy(&body);
     }
     s_schedule_drain(self);
 }

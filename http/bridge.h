@@ -59,14 +59,16 @@ http_bridge_t *http_bridge_new(h2o_context_t *ctx, const char *endpoint, unsigne
 void http_bridge_destroy(http_bridge_t **self_p);
 
 /**
- * Sends [service][corr][body] and registers `req` as pending.
- * @return 0, or -1 with errno: EAGAIN (the queue to the broker is full), ENOSPC (too many
- *         pending), EINVAL (bad service name)
+ * Registers `req` as pending and queues [corr][body] for `service` in the outgoing batch, which
+ * the next drain sends (see bridge.c). A broker queue found full at that point answers the
+ * request through its callback with BRK_STATUS_OVERLOADED.
+ * @return 0, or -1 with errno: ENOSPC (too many pending), EINVAL (bad service name)
  */
 int http_bridge_send(http_bridge_t *self, h2o_req_t *req, const char *service, const void *body, size_t size,
                      http_bridge_reply_cb cb);
 
-/** Delivers every reply waiting on the socket (bounded per call; the rest are scheduled). */
+/** Sends the outgoing batch, then delivers every reply waiting on the socket (bounded per call;
+ *  the rest are scheduled). */
 void http_bridge_drain(http_bridge_t *self);
 
 /** Requests still waiting for a reply. */

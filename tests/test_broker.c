@@ -10,12 +10,44 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <unistd.h>
 
 #include "broker/broker.h"
 #include "broker/client.h"
 #include "broker/worker.h"
 #include "schemas/msg.h"
+
+typedef struct {
+    int count;
+    uint64_t corr;
+    brk_status_t status;
+    zframe_t *body;
+} one_reply_t;
+
+static void s_capture(void *arg, uint64_t corr, brk_status_t status, const void *body, size_t size)
+{
+    one_reply_t *r = arg;
+    if (r->count++ == 0) {
+        r->corr = corr;
+        r->status = status;
+        r->body = zframe_new(body, size);
+    }
+}
+
+/* Receives one reply message that must hold exactly one reply. */
+static int s_recv_one(zsock_t *client, uint64_t *corr, brk_status_t *status, zframe_t **body)
+{
+    one_reply_t r = {0};
+    if (brk_client_recv(client, s_capture, &r) != 1) {
+        zframe_destroy(&r.body);
+        return -1;
+    }
+    *corr = r.corr;
+    *status = r.status;
+    *body = r.body;
+    return 0;
+}
 
 typedef struct {
     char dir[64];
@@ -61,7 +93,40 @@ static int s_reply(zsock_t *client, uint64_t *corr, brk_status_t *status, zframe
     zpoller_destroy(&poller);
     if (which != client)
         return -1;
-    return brk_client_recv(client, corr, status, body);
+    return s_recv_one(client, corr, status, body);
+}
+
+/* Sends single requests until `worker` is registered for `service` (heartbeats are asynchronous
+ * to the test), answering the probes it receives. 0 once a probe was served. */
+static int s_wait_registered(fixture_t *f, const char *service, brk_worker_t *worker)
+{
+    zpoller_t *poller = zpoller_new(brk_worker_sock(worker), f->client, NULL);
+    int rc = -1;
+    for (int i = 0; i < 500 && rc != 0; i++) {
+        assert_int_equal(brk_client_send(f->client, service, 1000 + (uint64_t)i, "probe", 5), 0);
+        for (;;) {
+            void *which = zpoller_wait(poller, 5000);
+            assert_non_null(which);
+            if (which == brk_worker_sock(worker)) {
+                brk_request_t *r;
+                while ((r = brk_worker_recv(worker)) != NULL)
+                    brk_worker_reply(worker, &r, BRK_STATUS_OK, "p", 1);
+                continue;
+            }
+            uint64_t corr;
+            brk_status_t status = BRK_STATUS_OK;
+            zframe_t *body = NULL;
+            assert_int_equal(s_recv_one(f->client, &corr, &status, &body), 0);
+            zframe_destroy(&body);
+            if (status == BRK_STATUS_OK)
+                rc = 0;
+            else
+                zclock_sleep(10);
+            break;
+        }
+    }
+    zpoller_destroy(&poller);
+    return rc;
 }
 
 static void test_missing_service_answered_promptly(void **state)
@@ -69,7 +134,7 @@ static void test_missing_service_answered_promptly(void **state)
     fixture_t *f = *state;
     assert_int_equal(brk_client_send(f->client, "dialer:404", 77, "x", 1), 0);
     uint64_t corr;
-    brk_status_t status;
+    brk_status_t status = BRK_STATUS_OK;
     zframe_t *body = NULL;
     assert_int_equal(s_reply(f->client, &corr, &status, &body), 0);
     assert_int_equal(corr, 77);
@@ -122,9 +187,9 @@ static void test_round_trip_and_round_robin(void **state)
                 continue;
             }
             uint64_t corr;
-            brk_status_t status;
+            brk_status_t status = BRK_STATUS_OK;
             zframe_t *body = NULL;
-            assert_int_equal(brk_client_recv(f->client, &corr, &status, &body), 0);
+            assert_int_equal(s_recv_one(f->client, &corr, &status, &body), 0);
             assert_int_equal(corr, (uint64_t)i);
             zframe_destroy(&body);
             if (status == BRK_STATUS_NO_SERVICE)
@@ -144,7 +209,7 @@ static void test_round_trip_and_round_robin(void **state)
         zpoller_destroy(&p);
         s_serve_one(which == brk_worker_sock(a) ? a : b, which == brk_worker_sock(a) ? "a" : "b");
         uint64_t corr;
-        brk_status_t status;
+        brk_status_t status = BRK_STATUS_OK;
         zframe_t *body = NULL;
         assert_int_equal(s_reply(f->client, &corr, &status, &body), 0);
         assert_int_equal(corr, 1000 + (uint64_t)i);
@@ -164,7 +229,7 @@ static void test_malformed_frames_get_errors(void **state)
     fixture_t *f = *state;
     zsock_t *raw = zsock_new_dealer(f->front);
     uint64_t corr;
-    brk_status_t status;
+    brk_status_t status = BRK_STATUS_OK;
     zframe_t *body = NULL;
 
     zstr_send(raw, "store"); /* one frame only */
@@ -231,7 +296,7 @@ static void test_restarted_actor(void **state)
     brk_worker_t *first = brk_worker_new(f->back, "dialer:7", "dialer:7");
     assert_int_equal(brk_client_send(f->client, "dialer:7", 1, "one", 3), 0);
     uint64_t corr;
-    brk_status_t status;
+    brk_status_t status = BRK_STATUS_OK;
     zframe_t *body = NULL;
     for (;;) {
         zpoller_t *p = zpoller_new(brk_worker_sock(first), f->client, NULL);
@@ -242,7 +307,7 @@ static void test_restarted_actor(void **state)
             s_serve_one(first, "first");
             continue;
         }
-        assert_int_equal(brk_client_recv(f->client, &corr, &status, &body), 0);
+        assert_int_equal(s_recv_one(f->client, &corr, &status, &body), 0);
         zframe_destroy(&body);
         if (status == BRK_STATUS_OK)
             break;
@@ -295,9 +360,9 @@ static void test_silent_actor_expires(void **state)
             registered = 1;
         } else if (which == f->client) {
             uint64_t corr;
-            brk_status_t status;
+            brk_status_t status = BRK_STATUS_OK;
             zframe_t *body = NULL;
-            brk_client_recv(f->client, &corr, &status, &body);
+            s_recv_one(f->client, &corr, &status, &body);
             zframe_destroy(&body);
         }
     }
@@ -318,11 +383,79 @@ static void test_silent_actor_expires(void **state)
         }
         uint64_t corr;
         zframe_t *body = NULL;
-        assert_int_equal(brk_client_recv(f->client, &corr, &status, &body), 0);
+        assert_int_equal(s_recv_one(f->client, &corr, &status, &body), 0);
         zframe_destroy(&body);
     }
     assert_int_equal(status, BRK_STATUS_NO_SERVICE);
     zsock_destroy(&hung);
+}
+
+static void s_count_reply(void *arg, uint64_t corr, brk_status_t status, const void *body, size_t size)
+{
+    int *seen = arg;
+    assert_int_equal(status, BRK_STATUS_OK);
+    assert_true(corr >= 1 && corr <= 3);
+    assert_int_equal(size, 1);
+    assert_int_equal(*(const char *)body, 'w');
+    seen[corr]++;
+}
+
+static void s_count_refusal(void *arg, uint64_t corr, brk_status_t status, const void *body, size_t size)
+{
+    assert_int_equal(status, BRK_STATUS_BAD_FRAME);
+    assert_true(corr == 0x4141414141414141ULL || corr == 0x4242424242424242ULL);
+    (*(int *)arg)++;
+}
+
+static void test_batches_travel_whole(void **state)
+{
+    fixture_t *f = *state;
+    brk_worker_t *worker = brk_worker_new(f->back, "store", "store.0");
+    assert_int_equal(s_wait_registered(f, "store", worker), 0);
+
+    brk_batch_t *batch = brk_batch_new();
+    for (uint64_t corr = 1; corr <= 3; corr++)
+        assert_int_equal(brk_batch_add(batch, "store", corr, "req", 3), 0);
+    errno = 0;
+    assert_int_equal(brk_batch_add(batch, "fanout", 4, "x", 1), -1);
+    assert_int_equal(errno, EXDEV);
+    assert_int_equal(brk_batch_send(batch, f->client), 0);
+    assert_int_equal(brk_batch_count(batch), 0);
+
+    /* The worker hands the batch out one request at a time and holds replies back until the
+     * last one, so all three come back to the requester in a single message. */
+    zpoller_t *p = zpoller_new(brk_worker_sock(worker), NULL);
+    assert_ptr_equal(zpoller_wait(p, 5000), brk_worker_sock(worker));
+    zpoller_destroy(&p);
+    brk_request_t *request;
+    int handed = 0;
+    while ((request = brk_worker_recv(worker)) != NULL) {
+        handed++;
+        assert_int_equal(brk_worker_reply(worker, &request, BRK_STATUS_OK, "w", 1), 0);
+    }
+    assert_int_equal(handed, 3);
+    p = zpoller_new(f->client, NULL);
+    assert_ptr_equal(zpoller_wait(p, 5000), f->client);
+    zpoller_destroy(&p);
+    int seen[4] = {0};
+    assert_int_equal(brk_client_recv(f->client, s_count_reply, seen), 3);
+    assert_true(seen[1] == 1 && seen[2] == 1 && seen[3] == 1);
+
+    /* A batch with a body missing is refused as a whole, each id answered. */
+    zmsg_t *msg = zmsg_new();
+    zmsg_addstr(msg, "store");
+    zmsg_addmem(msg, "AAAAAAAA", 8);
+    zmsg_addmem(msg, "body", 4);
+    zmsg_addmem(msg, "BBBBBBBB", 8);
+    zmsg_send(&msg, f->client);
+    p = zpoller_new(f->client, NULL);
+    assert_ptr_equal(zpoller_wait(p, 5000), f->client);
+    zpoller_destroy(&p);
+    int refused = 0;
+    assert_int_equal(brk_client_recv(f->client, s_count_refusal, &refused), 2);
+    assert_int_equal(refused, 2);
+    brk_batch_destroy(&batch);
+    brk_worker_destroy(&worker);
 }
 
 int main(void)
@@ -334,6 +467,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed_frames_get_errors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_restarted_actor, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_silent_actor_expires, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_batches_travel_whole, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -139,25 +139,26 @@ static void s_worker_actor(zsock_t *pipe, void *args)
             if (stop)
                 break;
         } else if (which == brk_worker_sock(worker)) {
-            brk_request_t *request = brk_worker_recv(worker);
-            msg_api_request_t m = {0};
-            char err[128];
-            if (request == NULL)
-                continue;
-            if (msg_api_request_decode(zframe_data(request->body), zframe_size(request->body), &m, err, sizeof(err)) != 0) {
-                brk_worker_reply(worker, &request, BRK_STATUS_ACTOR_ERROR, "", 0);
-            } else if (msg_str_eq(m.path, "/v1/drop")) {
-                brk_request_destroy(&request);
-            } else if (msg_str_eq(m.path, "/v1/slow")) {
-                delayed_t *d = calloc(1, sizeof(*d));
-                d->due = zclock_mono() + S_SLOW_MS;
-                d->request = request;
-                zlistx_add_end(delayed, d);
-                slow_received++;
-            } else if (msg_str_eq(m.path, "/v1/actor-error")) {
-                brk_worker_reply(worker, &request, BRK_STATUS_ACTOR_ERROR, "", 0);
-            } else {
-                s_echo(worker, &request, &m);
+            /* A batch may carry several requests: serve all of them before polling again. */
+            brk_request_t *request;
+            while ((request = brk_worker_recv(worker)) != NULL) {
+                msg_api_request_t m = {0};
+                char err[128];
+                if (msg_api_request_decode(zframe_data(request->body), zframe_size(request->body), &m, err, sizeof(err)) != 0) {
+                    brk_worker_reply(worker, &request, BRK_STATUS_ACTOR_ERROR, "", 0);
+                } else if (msg_str_eq(m.path, "/v1/drop")) {
+                    brk_request_destroy(&request);
+                } else if (msg_str_eq(m.path, "/v1/slow")) {
+                    delayed_t *d = calloc(1, sizeof(*d));
+                    d->due = zclock_mono() + S_SLOW_MS;
+                    d->request = request;
+                    zlistx_add_end(delayed, d);
+                    slow_received++;
+                } else if (msg_str_eq(m.path, "/v1/actor-error")) {
+                    brk_worker_reply(worker, &request, BRK_STATUS_ACTOR_ERROR, "", 0);
+                } else {
+                    s_echo(worker, &request, &m);
+                }
             }
         }
         for (delayed_t *d = zlistx_first(delayed); d != NULL && d->due <= zclock_mono(); d = zlistx_first(delayed)) {

@@ -44,14 +44,13 @@ static void s_fanout_actor(zsock_t *pipe, void *args)
     zsock_t *sock = brk_worker_sock(worker);
     zpoller_t *poller = zpoller_new(pipe, sock, NULL);
     while (poller) {
-        void *which = zpoller_wait(poller, brk_worker_tick(worker));
-        if (which == pipe || zpoller_terminated(poller))
+        int timeout = brk_worker_tick(worker);
+        void *which = zpoller_wait(poller, brk_worker_busy(worker) ? 0 : timeout);
+        if (which == pipe || (which == NULL && zpoller_terminated(poller)))
             break;
-        if (which == sock) {
-            brk_request_t *request = brk_worker_recv(worker);
-            if (request)
-                s_answer(worker, &request);
-        }
+        brk_request_t *request;
+        for (int budget = 256; budget > 0 && (request = brk_worker_recv(worker)) != NULL; budget--)
+            s_answer(worker, &request);
     }
     zpoller_destroy(&poller);
     brk_worker_destroy(&worker);

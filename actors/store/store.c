@@ -106,19 +106,17 @@ void store_actor(zsock_t *pipe, void *args)
     zsock_t *sock = brk_worker_sock(self->worker);
     zpoller_t *poller = zpoller_new(pipe, sock, NULL);
     while (poller) {
-        void *which = zpoller_wait(poller, brk_worker_tick(self->worker));
+        int timeout = brk_worker_tick(self->worker);
+        void *which = zpoller_wait(poller, brk_worker_busy(self->worker) ? 0 : timeout);
         if (which == pipe)
             break; /* $TERM is the only command */
-        if (which == sock) {
-            /* Serve everything already queued before polling again (see the broker's s_drain). */
-            for (int budget = 256; budget > 0 && (zsock_events(sock) & ZMQ_POLLIN); budget--) {
-                brk_request_t *request = brk_worker_recv(self->worker);
-                if (request)
-                    s_handle(self, &request);
-            }
-        } else if (zpoller_terminated(poller)) {
+        if (which == NULL && zpoller_terminated(poller))
             break;
-        }
+        /* Serve everything already queued before polling again (see the broker's s_drain); the
+         * budget keeps $TERM and heartbeats from waiting behind a flood. */
+        brk_request_t *request;
+        for (int budget = 256; budget > 0 && (request = brk_worker_recv(self->worker)) != NULL; budget--)
+            s_handle(self, &request);
     }
     zpoller_destroy(&poller);
     s_store_destroy(&self);
