@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "actors/fanout/fanout.h"
 #include "actors/store/db.h"
@@ -110,6 +111,11 @@ static int s_extract_flags(int argc, char **argv, cli_t *cli, const char **bad)
 
 static int s_run_role(const impact_config_t *config, const char *role, const char *index)
 {
+    /* Children are exec'd through /proc/self/exe, so the kernel names them "exe"; give ps, top
+     * and perf a name that says what each process is. */
+    char name[16];
+    snprintf(name, sizeof(name), "impactd-%s", role);
+    prctl(PR_SET_NAME, name);
     if (strcmp(role, "store") == 0) {
         char *end;
         long n = index ? strtol(index, &end, 10) : -1;

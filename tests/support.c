@@ -1,5 +1,7 @@
 #include "tests/support.h"
 
+#include "broker/client.h"
+
 #include <arpa/inet.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
@@ -103,4 +105,34 @@ int support_free_port(void)
         exit(1);
     close(fd);
     return ntohs(addr.sin_port);
+}
+
+typedef struct {
+    int count;
+    uint64_t corr;
+    brk_status_t status;
+    zframe_t *body;
+} one_reply_t;
+
+static void s_capture(void *arg, uint64_t corr, brk_status_t status, const void *body, size_t size)
+{
+    one_reply_t *r = arg;
+    if (r->count++ == 0) {
+        r->corr = corr;
+        r->status = status;
+        r->body = zframe_new(body, size);
+    }
+}
+
+int support_recv_one(zsock_t *client, uint64_t *corr, brk_status_t *status, zframe_t **body)
+{
+    one_reply_t r = {.count = 0};
+    if (brk_client_recv(client, s_capture, &r) != 1) {
+        zframe_destroy(&r.body);
+        return -1;
+    }
+    *corr = r.corr;
+    *status = r.status;
+    *body = r.body;
+    return 0;
 }

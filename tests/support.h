@@ -5,7 +5,11 @@
 #ifndef IMPACT_TESTS_SUPPORT_H
 #define IMPACT_TESTS_SUPPORT_H
 
+#include <czmq.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "broker/wire.h"
 
 /**
  * Creates an empty database named <prefix>_<pid>_<n> and returns a malloc'd conninfo string for
@@ -24,5 +28,11 @@ void support_rmtree(char **path_p);
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 int support_free_port(void);
+
+/**
+ * Receives one reply message from the broker that must hold exactly one reply (see
+ * brk_client_recv). 0 with the body handed over, -1 otherwise.
+ */
+int support_recv_one(zsock_t *client, uint64_t *corr, brk_status_t *status, zframe_t **body);
 
 #endif

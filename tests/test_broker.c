@@ -17,37 +17,7 @@
 #include "broker/client.h"
 #include "broker/worker.h"
 #include "schemas/msg.h"
-
-typedef struct {
-    int count;
-    uint64_t corr;
-    brk_status_t status;
-    zframe_t *body;
-} one_reply_t;
-
-static void s_capture(void *arg, uint64_t corr, brk_status_t status, const void *body, size_t size)
-{
-    one_reply_t *r = arg;
-    if (r->count++ == 0) {
-        r->corr = corr;
-        r->status = status;
-        r->body = zframe_new(body, size);
-    }
-}
-
-/* Receives one reply message that must hold exactly one reply. */
-static int s_recv_one(zsock_t *client, uint64_t *corr, brk_status_t *status, zframe_t **body)
-{
-    one_reply_t r = {0};
-    if (brk_client_recv(client, s_capture, &r) != 1) {
-        zframe_destroy(&r.body);
-        return -1;
-    }
-    *corr = r.corr;
-    *status = r.status;
-    *body = r.body;
-    return 0;
-}
+#include "tests/support.h"
 
 typedef struct {
     char dir[64];
@@ -93,7 +63,7 @@ static int s_reply(zsock_t *client, uint64_t *corr, brk_status_t *status, zframe
     zpoller_destroy(&poller);
     if (which != client)
         return -1;
-    return s_recv_one(client, corr, status, body);
+    return support_recv_one(client, corr, status, body);
 }
 
 /* Sends single requests until `worker` is registered for `service` (heartbeats are asynchronous
@@ -116,7 +86,7 @@ static int s_wait_registered(fixture_t *f, const char *service, brk_worker_t *wo
             uint64_t corr;
             brk_status_t status = BRK_STATUS_OK;
             zframe_t *body = NULL;
-            assert_int_equal(s_recv_one(f->client, &corr, &status, &body), 0);
+            assert_int_equal(support_recv_one(f->client, &corr, &status, &body), 0);
             zframe_destroy(&body);
             if (status == BRK_STATUS_OK)
                 rc = 0;
@@ -189,7 +159,7 @@ static void test_round_trip_and_round_robin(void **state)
             uint64_t corr;
             brk_status_t status = BRK_STATUS_OK;
             zframe_t *body = NULL;
-            assert_int_equal(s_recv_one(f->client, &corr, &status, &body), 0);
+            assert_int_equal(support_recv_one(f->client, &corr, &status, &body), 0);
             assert_int_equal(corr, (uint64_t)i);
             zframe_destroy(&body);
             if (status == BRK_STATUS_NO_SERVICE)
@@ -307,7 +277,7 @@ static void test_restarted_actor(void **state)
             s_serve_one(first, "first");
             continue;
         }
-        assert_int_equal(s_recv_one(f->client, &corr, &status, &body), 0);
+        assert_int_equal(support_recv_one(f->client, &corr, &status, &body), 0);
         zframe_destroy(&body);
         if (status == BRK_STATUS_OK)
             break;
@@ -362,7 +332,7 @@ static void test_silent_actor_expires(void **state)
             uint64_t corr;
             brk_status_t status = BRK_STATUS_OK;
             zframe_t *body = NULL;
-            s_recv_one(f->client, &corr, &status, &body);
+            support_recv_one(f->client, &corr, &status, &body);
             zframe_destroy(&body);
         }
     }
@@ -383,7 +353,7 @@ static void test_silent_actor_expires(void **state)
         }
         uint64_t corr;
         zframe_t *body = NULL;
-        assert_int_equal(s_recv_one(f->client, &corr, &status, &body), 0);
+        assert_int_equal(support_recv_one(f->client, &corr, &status, &body), 0);
         zframe_destroy(&body);
     }
     assert_int_equal(status, BRK_STATUS_NO_SERVICE);

@@ -20,37 +20,6 @@
 #include "tests/support.h"
 
 typedef struct {
-    int count;
-    uint64_t corr;
-    brk_status_t status;
-    zframe_t *body;
-} one_reply_t;
-
-static void s_capture(void *arg, uint64_t corr, brk_status_t status, const void *body, size_t size)
-{
-    one_reply_t *r = arg;
-    if (r->count++ == 0) {
-        r->corr = corr;
-        r->status = status;
-        r->body = zframe_new(body, size);
-    }
-}
-
-/* Receives one reply message that must hold exactly one reply. */
-static int s_recv_one(zsock_t *client, uint64_t *corr, brk_status_t *status, zframe_t **body)
-{
-    one_reply_t r = {0};
-    if (brk_client_recv(client, s_capture, &r) != 1) {
-        zframe_destroy(&r.body);
-        return -1;
-    }
-    *corr = r.corr;
-    *status = r.status;
-    *body = r.body;
-    return 0;
-}
-
-typedef struct {
     char *db;
     char dir[64], front[128], back[128];
     zactor_t *broker;
@@ -140,7 +109,7 @@ static void s_request(fixture_t *f, const char *method, const char *path, const 
         zpoller_t *p = zpoller_new(f->client, NULL);
         assert_ptr_equal(zpoller_wait(p, 10000), f->client);
         zpoller_destroy(&p);
-        assert_int_equal(s_recv_one(f->client, &got, &status, &frame), 0);
+        assert_int_equal(support_recv_one(f->client, &got, &status, &frame), 0);
         assert_int_equal(got, corr);
         if (status == BRK_STATUS_NO_SERVICE) {
             zframe_destroy(&frame);
@@ -308,7 +277,7 @@ static void test_undecodable_request_is_an_actor_error(void **state)
     uint64_t corr;
     brk_status_t status = BRK_STATUS_OK;
     zframe_t *frame = NULL;
-    assert_int_equal(s_recv_one(f->client, &corr, &status, &frame), 0);
+    assert_int_equal(support_recv_one(f->client, &corr, &status, &frame), 0);
     assert_int_equal(corr, 999);
     assert_int_equal(status, BRK_STATUS_ACTOR_ERROR);
     zframe_destroy(&frame);

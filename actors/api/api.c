@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/log.h"
 #include "common/problem.h"
 
 int api_request_decode(api_request_t *req, const void *data, size_t size, char *err, size_t errlen)
@@ -168,4 +169,32 @@ int api_reply_encode(const api_reply_t *reply, msgpack_sbuffer *out)
         m.has_body = true;
     }
     return msg_api_response_encode(&m, out);
+}
+
+void api_serve(brk_worker_t *worker, brk_request_t **request_p, api_handler_fn *handler, void *ctx)
+{
+    brk_request_t *request = *request_p;
+    api_request_t req;
+    api_reply_t reply;
+    char err[256], log_ctx[80];
+    msgpack_sbuffer out;
+
+    api_reply_init(&reply);
+    msgpack_sbuffer_init(&out);
+    if (api_request_decode(&req, zframe_data(request->body), zframe_size(request->body), err, sizeof(err)) != 0) {
+        log_warn("undecodable request: %s", err);
+        brk_worker_reply(worker, request_p, BRK_STATUS_ACTOR_ERROR, NULL, 0);
+        goto Exit;
+    }
+    handler(ctx, &req, &reply);
+    snprintf(log_ctx, sizeof(log_ctx), "req=%s", req.request_id);
+    log_line(reply.status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, log_ctx, "%s %s -> %d", req.method, req.path, reply.status);
+    if (api_reply_encode(&reply, &out) != 0)
+        brk_worker_reply(worker, request_p, BRK_STATUS_ACTOR_ERROR, NULL, 0);
+    else
+        brk_worker_reply(worker, request_p, BRK_STATUS_OK, out.data, out.size);
+Exit:
+    brk_request_destroy(request_p);
+    msgpack_sbuffer_destroy(&out);
+    api_reply_reset(&reply);
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "broker/worker.h"
 #include "schemas/msg.h"
 
 #define API_PATH_MAX      2048
@@ -67,5 +68,15 @@ int api_reply_header(api_reply_t *reply, const char *name, const char *value);
 
 /** Encodes the reply as msg_api_response into out. 0 or -1. */
 int api_reply_encode(const api_reply_t *reply, msgpack_sbuffer *out);
+
+/** Fills `reply` for `req`; every outcome, failures included, must become a reply. */
+typedef void(api_handler_fn)(void *ctx, const api_request_t *req, api_reply_t *reply);
+
+/**
+ * Answers one broker request with `handler`: decodes it, runs the handler, logs the outcome
+ * (with the request id) and sends the encoded reply. A request that cannot be decoded, or a
+ * reply that cannot be encoded, is answered with BRK_STATUS_ACTOR_ERROR. Consumes the request.
+ */
+void api_serve(brk_worker_t *worker, brk_request_t **request_p, api_handler_fn *handler, void *ctx);
 
 #endif

@@ -15,23 +15,9 @@ typedef struct {
     const char *broker_endpoint;
 } fanout_config_t;
 
-static void s_answer(brk_worker_t *worker, brk_request_t **request_p)
+static void s_not_found(void *ctx, const api_request_t *req, api_reply_t *reply)
 {
-    brk_request_t *request = *request_p;
-    api_request_t req;
-    api_reply_t reply;
-    char err[256];
-    msgpack_sbuffer out;
-    api_reply_init(&reply);
-    msgpack_sbuffer_init(&out);
-    if (api_request_decode(&req, zframe_data(request->body), zframe_size(request->body), err, sizeof(err)) != 0 ||
-        api_reply_problem(&reply, &req, 404, "not-found", "Not found", "The event service has no resource here.") != 0 ||
-        api_reply_encode(&reply, &out) != 0)
-        brk_worker_reply(worker, request_p, BRK_STATUS_ACTOR_ERROR, NULL, 0);
-    else
-        brk_worker_reply(worker, request_p, BRK_STATUS_OK, out.data, out.size);
-    msgpack_sbuffer_destroy(&out);
-    api_reply_reset(&reply);
+    api_reply_problem(reply, req, 404, "not-found", "Not found", "The event service has no resource here.");
 }
 
 static void s_fanout_actor(zsock_t *pipe, void *args)
@@ -50,7 +36,7 @@ static void s_fanout_actor(zsock_t *pipe, void *args)
             break;
         brk_request_t *request;
         for (int budget = 256; budget > 0 && (request = brk_worker_recv(worker)) != NULL; budget--)
-            s_answer(worker, &request);
+            api_serve(worker, &request, s_not_found, NULL);
     }
     zpoller_destroy(&poller);
     brk_worker_destroy(&worker);

@@ -61,40 +61,13 @@ Error:
     return NULL;
 }
 
-/* Answers one API request; every outcome, including a database failure, becomes a reply. */
-static void s_handle(store_t *self, brk_request_t **request_p)
+static void s_handle(void *ctx, const api_request_t *req, api_reply_t *reply)
 {
-    brk_request_t *request = *request_p;
-    api_request_t req;
-    api_reply_t reply;
-    char err[256];
-    msgpack_sbuffer out;
-
-    api_reply_init(&reply);
-    msgpack_sbuffer_init(&out);
-    if (api_request_decode(&req, zframe_data(request->body), zframe_size(request->body), err, sizeof(err)) != 0) {
-        log_warn("undecodable request: %s", err);
-        brk_worker_reply(self->worker, request_p, BRK_STATUS_ACTOR_ERROR, NULL, 0);
-        goto Exit;
-    }
+    store_t *self = ctx;
     /* A connection lost while idle is re-established here, once, before it is needed. */
     if (PQstatus(self->conn) != CONNECTION_OK)
         PQreset(self->conn);
-
-    routes_dispatch(&(route_ctx_t){.conn = self->conn, .auth = self->auth}, &req, &reply);
-
-    char ctx[80];
-    snprintf(ctx, sizeof(ctx), "req=%s", req.request_id);
-    log_line(reply.status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, ctx, "%s %s -> %d", req.method, req.path, reply.status);
-    if (api_reply_encode(&reply, &out) != 0) {
-        brk_worker_reply(self->worker, request_p, BRK_STATUS_ACTOR_ERROR, NULL, 0);
-        goto Exit;
-    }
-    brk_worker_reply(self->worker, request_p, BRK_STATUS_OK, out.data, out.size);
-Exit:
-    brk_request_destroy(request_p);
-    msgpack_sbuffer_destroy(&out);
-    api_reply_reset(&reply);
+    routes_dispatch(&(route_ctx_t){.conn = self->conn, .auth = self->auth}, req, reply);
 }
 
 void store_actor(zsock_t *pipe, void *args)
@@ -116,7 +89,7 @@ void store_actor(zsock_t *pipe, void *args)
          * budget keeps $TERM and heartbeats from waiting behind a flood. */
         brk_request_t *request;
         for (int budget = 256; budget > 0 && (request = brk_worker_recv(self->worker)) != NULL; budget--)
-            s_handle(self, &request);
+            api_serve(self->worker, &request, s_handle, self);
     }
     zpoller_destroy(&poller);
     s_store_destroy(&self);
