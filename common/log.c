@@ -24,6 +24,11 @@ void log_init(const char *role)
         s_min_level = LOG_LEVEL_ERROR;
 }
 
+bool log_enabled(log_level_t level)
+{
+    return level >= s_min_level;
+}
+
 void log_vline(log_level_t level, const char *ctx, const char *fmt, va_list ap)
 {
     static const char *names[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};

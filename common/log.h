@@ -12,11 +12,15 @@
 #define IMPACT_COMMON_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 typedef enum { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR } log_level_t;
 
 /** Sets the role shown on every line (copied). Level from IMPACT_LOG_LEVEL (debug|info|warn|error). */
 void log_init(const char *role);
+
+/** True if lines of `level` are written; lets a hot path skip building a context it would drop. */
+bool log_enabled(log_level_t level);
 
 /** Writes one line. `ctx` is a short "key=value" context such as "req=abc"; NULL for none. */
 void log_line(log_level_t level, const char *ctx, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

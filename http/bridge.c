@@ -53,7 +53,7 @@ struct st_http_bridge_t {
     uint64_t counter;
     size_t max_pending;
     struct {
-        uint64_t sent, replied, timed_out, gone, late, malformed, refused;
+        uint64_t sent, batches, replied, timed_out, gone, late, malformed, refused;
     } stats;
 };
 
@@ -199,8 +199,12 @@ void http_bridge_destroy(http_bridge_t **self_p)
  * the broker would have answered it: overloaded, so the client gets a 503 and may retry. */
 static void s_flush(http_bridge_t *self)
 {
-    if (brk_batch_count(self->outbox) == 0 || brk_batch_send(self->outbox, self->dealer) == 0)
+    if (brk_batch_count(self->outbox) == 0)
         return;
+    if (brk_batch_send(self->outbox, self->dealer) == 0) {
+        self->stats.batches++;
+        return;
+    }
     for (size_t i = 0; i < brk_batch_count(self->outbox); i++) {
         uint64_t corr = brk_batch_corr(self->outbox, i);
         http_pending_t *p = zhashx_lookup(self->pending, &corr);
@@ -287,8 +291,8 @@ void http_bridge_abort_all(http_bridge_t *self)
 
 void http_bridge_log_stats(const http_bridge_t *self)
 {
-    log_info("thread %u relayed: sent=%" PRIu64 " replied=%" PRIu64 " timed_out=%" PRIu64 " gone=%" PRIu64 " late=%" PRIu64
-             " malformed=%" PRIu64 " refused=%" PRIu64,
-             self->thread_index, self->stats.sent, self->stats.replied, self->stats.timed_out, self->stats.gone, self->stats.late,
-             self->stats.malformed, self->stats.refused);
+    log_info("thread %u relayed: sent=%" PRIu64 " in %" PRIu64 " batches, replied=%" PRIu64 " timed_out=%" PRIu64 " gone=%" PRIu64
+             " late=%" PRIu64 " malformed=%" PRIu64 " refused=%" PRIu64,
+             self->thread_index, self->stats.sent, self->stats.batches, self->stats.replied, self->stats.timed_out,
+             self->stats.gone, self->stats.late, self->stats.malformed, self->stats.refused);
 }

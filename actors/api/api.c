@@ -187,8 +187,11 @@ void api_serve(brk_worker_t *worker, brk_request_t **request_p, api_handler_fn *
         goto Exit;
     }
     handler(ctx, &req, &reply);
-    snprintf(log_ctx, sizeof(log_ctx), "req=%s", req.request_id);
-    log_line(reply.status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, log_ctx, "%s %s -> %d", req.method, req.path, reply.status);
+    log_level_t level = reply.status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG;
+    if (log_enabled(level)) {
+        snprintf(log_ctx, sizeof(log_ctx), "req=%s", req.request_id);
+        log_line(level, log_ctx, "%s %s -> %d", req.method, req.path, reply.status);
+    }
     if (api_reply_encode(&reply, &out) != 0)
         brk_worker_reply(worker, request_p, BRK_STATUS_ACTOR_ERROR, NULL, 0);
     else
