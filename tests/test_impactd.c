@@ -263,7 +263,7 @@ static pid_t s_pid_of(server_t *s, const char *name)
 
 static void test_serves_every_protocol(void **state)
 {
-    server_t *s = s_server_new(false);
+    server_t *s = *state = s_server_new(false);
     s_start(s);
     const proto_t protos[] = {PROTO_HTTP1, PROTO_H2C, PROTO_H2_TLS};
     const long versions[] = {CURL_HTTP_VERSION_1_1, CURL_HTTP_VERSION_2_0, CURL_HTTP_VERSION_2_0};
@@ -280,12 +280,11 @@ static void test_serves_every_protocol(void **state)
         json_decref(doc);
         s_reply_free(&r);
     }
-    s_server_destroy(&s);
 }
 
 static void test_health_lists_every_process(void **state)
 {
-    server_t *s = s_server_new(false);
+    server_t *s = *state = s_server_new(false);
     s_start(s);
     assert_int_equal(s_wait_status(s, "/v1/health", false, 200, 30), 0);
     long status;
@@ -296,12 +295,11 @@ static void test_health_lists_every_process(void **state)
     for (int i = 0; i < 5; i++)
         assert_true(s_pid_of(s, names[i]) > 0);
     json_decref(doc);
-    s_server_destroy(&s);
 }
 
 static void test_bad_input_gets_errors(void **state)
 {
-    server_t *s = s_server_new(false);
+    server_t *s = *state = s_server_new(false);
     s_start(s);
     reply_t r;
 
@@ -370,7 +368,6 @@ static void test_bad_input_gets_errors(void **state)
         assert_int_equal(json_integer_value(json_object_get(proc, "restarts")), 0);
     }
     json_decref(doc);
-    s_server_destroy(&s);
 }
 
 typedef struct {
@@ -395,7 +392,7 @@ static void *s_load(void *arg)
 
 static void test_kill9_each_role_under_load(void **state)
 {
-    server_t *s = s_server_new(false);
+    server_t *s = *state = s_server_new(false);
     s_start(s);
     const char *roles[] = {"store.0", "broker", "fanout", "store.1", "http"};
     for (int k = 0; k < 5; k++) {
@@ -421,7 +418,6 @@ static void test_kill9_each_role_under_load(void **state)
         print_message("killed %s (pid %d): %d ok, %d failed during the kill; replaced by pid %d\n", roles[k], victim, load.ok,
                       load.failed, replacement);
     }
-    s_server_destroy(&s);
 }
 
 static bool s_shm_left(pid_t supervisor)
@@ -441,7 +437,7 @@ static bool s_shm_left(pid_t supervisor)
 
 static void test_sigterm_leaves_nothing_behind(void **state)
 {
-    server_t *s = s_server_new(true); /* embedded PostgreSQL: its shutdown is part of the contract */
+    server_t *s = *state = s_server_new(true); /* embedded PostgreSQL: its shutdown is part of the contract */
     s_start(s);
     const char *names[] = {"broker", "store.0", "store.1", "fanout", "http"};
     pid_t pids[5];
@@ -469,16 +465,28 @@ static void test_sigterm_leaves_nothing_behind(void **state)
     s_start(s);
     assert_string_equal(key, s->key);
     assert_string_equal(auth, s->auth);
-    s_server_destroy(&s);
+}
+
+/* Runs after every test, passed or failed: a failing assertion jumps out of the test body, and
+ * the server it started must not outlive it. */
+static int s_teardown(void **state)
+{
+    server_t *s = *state;
+    if (s != NULL)
+        s_server_destroy(&s);
+    *state = NULL;
+    return 0;
 }
 
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_serves_every_protocol),         cmocka_unit_test(test_health_lists_every_process),
-        cmocka_unit_test(test_bad_input_gets_errors),         cmocka_unit_test(test_kill9_each_role_under_load),
-        cmocka_unit_test(test_sigterm_leaves_nothing_behind),
+        cmocka_unit_test_teardown(test_serves_every_protocol, s_teardown),
+        cmocka_unit_test_teardown(test_health_lists_every_process, s_teardown),
+        cmocka_unit_test_teardown(test_bad_input_gets_errors, s_teardown),
+        cmocka_unit_test_teardown(test_kill9_each_role_under_load, s_teardown),
+        cmocka_unit_test_teardown(test_sigterm_leaves_nothing_behind, s_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
