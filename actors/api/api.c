@@ -129,6 +129,16 @@ int api_reply_json(api_reply_t *reply, int status, json_t *body)
     return 0;
 }
 
+int api_reply_take(api_reply_t *reply, int status, const char *content_type, char *body, size_t len)
+{
+    free(reply->body);
+    reply->body = body;
+    reply->body_len = body ? len : 0;
+    reply->status = status;
+    reply->content_type = content_type;
+    return body ? 0 : -1;
+}
+
 int api_reply_problem(api_reply_t *reply, const api_request_t *req, int status, const char *slug, const char *title,
                       const char *detail)
 {

@@ -59,6 +59,9 @@ void api_reply_reset(api_reply_t *reply);
 /** Sets a JSON body (the reference is stolen) with the given status. 0 or -1. */
 int api_reply_json(api_reply_t *reply, int status, json_t *body);
 
+/** Sets a body rendered elsewhere (json_writer_finish, say), taking ownership; NULL body fails. 0 or -1. */
+int api_reply_take(api_reply_t *reply, int status, const char *content_type, char *body, size_t len);
+
 /** Sets an RFC 9457 problem body; `instance` is the request path. 0 or -1. */
 int api_reply_problem(api_reply_t *reply, const api_request_t *req, int status, const char *slug, const char *title,
                       const char *detail);

@@ -2,20 +2,43 @@
 
 #include <stdio.h>
 
-static json_t *s_link(const api_request_t *req, const char *name, const char *path)
+#include "common/json_writer.h"
+
+static void s_link(json_writer_t *w, const api_request_t *req, const char *name, const char *path)
 {
     char uri[512];
     snprintf(uri, sizeof(uri), "%s%s", req->base_url, path);
-    return json_pack("{s:s, s:s}", "name", name, "uri", uri);
+    json_writer_object_begin(w);
+    json_writer_kv_string(w, "name", name);
+    json_writer_kv_string(w, "uri", uri);
+    json_writer_object_end(w);
 }
 
 void resource_root(const route_ctx_t *ctx, const auth_account_t *account, const api_request_t *req, api_reply_t *reply)
 {
     char uri[512];
+    size_t len;
+    json_writer_t w;
     snprintf(uri, sizeof(uri), "%s/v1", req->base_url);
-    json_t *root = json_pack("{s:s, s:s, s:s, s:{s:I, s:s}, s:[], s:[o]}", "uri", uri, "name", "Impact Dialing API", "version",
-                             IMPACT_VERSION, "account", "id", (json_int_t)account->account_id, "name", account->account_name,
-                             "actions", "resources", s_link(req, "health", "/v1/health"));
-    if (root == NULL || api_reply_json(reply, 200, root) != 0)
+    json_writer_init(&w);
+    json_writer_object_begin(&w);
+    json_writer_kv_string(&w, "uri", uri);
+    json_writer_kv_string(&w, "name", "Impact Dialing API");
+    json_writer_kv_string(&w, "version", IMPACT_VERSION);
+    json_writer_key(&w, "account");
+    json_writer_object_begin(&w);
+    json_writer_kv_int(&w, "id", account->account_id);
+    json_writer_kv_string(&w, "name", account->account_name);
+    json_writer_object_end(&w);
+    json_writer_key(&w, "actions");
+    json_writer_array_begin(&w);
+    json_writer_array_end(&w);
+    json_writer_key(&w, "resources");
+    json_writer_array_begin(&w);
+    s_link(&w, req, "health", "/v1/health");
+    json_writer_array_end(&w);
+    json_writer_object_end(&w);
+    char *body = json_writer_finish(&w, &len);
+    if (api_reply_take(reply, 200, "application/json", body, len) != 0)
         api_reply_problem(reply, req, 500, "internal", "Internal error", NULL);
 }
