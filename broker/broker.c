@@ -16,6 +16,10 @@
 #include "common/log.h"
 #include "schemas/msg.h"
 
+/* The largest well-formed message: a batch of replies, [id]["REP"][requester] + 3 per reply. */
+#define NO_SKIP       ((size_t)-1)
+#define BRK_MAX_PARTS (3 + 3 * BRK_BATCH_MAX)
+
 typedef struct service_t service_t;
 
 typedef struct {
@@ -38,6 +42,7 @@ typedef struct {
     zhashx_t *members;  /* id -> member_t* (owned) */
     int expiry_ms;
     uint64_t routed, no_service, bad_frames, replies, lost_replies;
+    zmq_msg_t *parts; /* the message being routed, BRK_MAX_PARTS of them */
 } broker_t;
 
 static void s_service_destroy(void **item)
@@ -65,9 +70,10 @@ static broker_t *s_broker_new(zsock_t *pipe, const brk_config_t *config)
     self->expiry_ms = config->expiry_ms > 0 ? config->expiry_ms : BRK_EXPIRY_MS;
     self->services = zhashx_new();
     self->members = zhashx_new();
+    self->parts = calloc(BRK_MAX_PARTS + 1, sizeof(zmq_msg_t));
     self->front = zsock_new(ZMQ_ROUTER);
     self->back = zsock_new(ZMQ_ROUTER);
-    if (!self->services || !self->members || !self->front || !self->back)
+    if (!self->services || !self->members || !self->front || !self->back || !self->parts)
         goto Error;
     zhashx_set_destructor(self->services, s_service_destroy);
     zhashx_set_destructor(self->members, s_member_destroy);
@@ -94,6 +100,7 @@ Error:
     zsock_destroy(&self->back);
     zhashx_destroy(&self->members);
     zhashx_destroy(&self->services);
+    free(self->parts);
     free(self);
     return NULL;
 }
@@ -107,6 +114,7 @@ static void s_broker_destroy(broker_t **self_p)
     zsock_destroy(&self->back);
     zhashx_destroy(&self->members);
     zhashx_destroy(&self->services);
+    free(self->parts);
     free(self);
     *self_p = NULL;
 }
@@ -175,10 +183,10 @@ static void s_prune(broker_t *self)
 }
 
 /* Frame contents used as an id or service name must be short printable text. */
-static int s_frame_text(zframe_t *frame, char *out, size_t size)
+static int s_part_text(zmq_msg_t *part, char *out, size_t size)
 {
-    size_t n = zframe_size(frame);
-    const byte *p = zframe_data(frame);
+    size_t n = zmq_msg_size(part);
+    const byte *p = zmq_msg_data(part);
     if (n == 0 || n >= size)
         return -1;
     for (size_t i = 0; i < n; i++)
@@ -189,76 +197,108 @@ static int s_frame_text(zframe_t *frame, char *out, size_t size)
     return 0;
 }
 
-#define NO_SKIP ((size_t)-1)
+/*
+ * Receives one whole message into self->parts without copying its frames. Returns the number of
+ * parts, BRK_MAX_PARTS + 1 for a message too long to be well formed (its tail is discarded), or
+ * 0 when nothing was waiting. The caller closes the parts with s_close.
+ */
+static size_t s_recv(broker_t *self, zsock_t *sock)
+{
+    void *handle = zsock_resolve(sock);
+    size_t count = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t *part = &self->parts[count < BRK_MAX_PARTS ? count : BRK_MAX_PARTS];
+        zmq_msg_init(part);
+        if (zmq_msg_recv(part, handle, count == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(part);
+            break;
+        }
+        more = zmq_msg_more(part);
+        if (count >= BRK_MAX_PARTS)
+            zmq_msg_close(part);
+        count++;
+    }
+    return count <= BRK_MAX_PARTS ? count : BRK_MAX_PARTS + 1;
+}
+
+static void s_close(broker_t *self, size_t count)
+{
+    for (size_t i = 0; i < count && i < BRK_MAX_PARTS; i++)
+        zmq_msg_close(&self->parts[i]);
+}
 
 /*
- * Sends [id][prefix] followed by the frames of `msg` from index `first` on, leaving out index
- * `skip`, on a ROUTER. Only the routing frame can fail (EHOSTUNREACH for an unknown peer under
- * ROUTER_MANDATORY, EAGAIN at the high-water mark thanks to DONTWAIT); once it is accepted the
- * rest of the message is committed, so on failure nothing was sent and `msg` is intact for a
- * retry. `prefix` may be NULL. The frames sent must not end with `skip`.
+ * Sends [id][prefix] and then moves parts first..count-1 (leaving out `skip`) onto a ROUTER:
+ * zmq_msg_send hands each frame's buffer over instead of copying it. Only the routing frame can
+ * fail (EHOSTUNREACH for an unknown peer under ROUTER_MANDATORY, EAGAIN at the high-water mark
+ * thanks to DONTWAIT); once it is accepted the rest of the message is committed, so on failure
+ * nothing was sent and every part is intact for a retry. `prefix` may be NULL.
  */
-static int s_send_routed(zsock_t *sock, const void *id, size_t id_len, const char *prefix, zmsg_t *msg, size_t first, size_t skip)
+static int s_send_routed(broker_t *self, zsock_t *sock, const void *id, size_t id_len, const char *prefix, size_t first,
+                         size_t count, size_t skip)
 {
     void *handle = zsock_resolve(sock);
     if (zmq_send(handle, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return -1;
-    size_t count = zmsg_size(msg), index = 0;
     if (prefix)
         zmq_send(handle, prefix, strlen(prefix), ZMQ_SNDMORE);
-    for (zframe_t *frame = zmsg_first(msg); frame; frame = zmsg_next(msg), index++)
-        if (index >= first && index != skip)
-            zmq_send(handle, zframe_data(frame), zframe_size(frame), index + 1 < count ? ZMQ_SNDMORE : 0);
+    size_t last = count - 1 == skip ? count - 2 : count - 1;
+    for (size_t i = first; i < count; i++)
+        if (i != skip)
+            zmq_msg_send(&self->parts[i], handle, i < last ? ZMQ_SNDMORE : 0);
     return 0;
 }
 
 /*
- * Answers every request of a batch with `status` and an empty body. `msg` is the request as
- * received: [requester][service]([corr][body])*; entries whose correlation id is malformed
- * cannot be answered individually, so a batch with none usable gets one reply with corr 0.
+ * Answers every request of a batch from the front ([requester][service]([corr][body])*, in
+ * self->parts) with `status` and an empty body. Entries whose correlation id is malformed cannot
+ * be answered individually, so a batch with none usable gets one reply with corr 0.
  */
-static void s_reply_status(broker_t *self, zmsg_t *msg, brk_status_t status)
+static void s_reply_status(broker_t *self, size_t count, brk_status_t status)
 {
+    static const byte zero_corr[BRK_CORR_SIZE];
     byte code = (byte)status;
-    zframe_t *requester = zmsg_first(msg);
-    zmsg_t *reply = zmsg_new();
-    size_t index = 0;
-    for (zframe_t *frame = zmsg_next(msg); frame; frame = zmsg_next(msg), index++) {
-        if (index % 2 == 1 && zframe_size(frame) == BRK_CORR_SIZE) {
-            zmsg_addmem(reply, zframe_data(frame), BRK_CORR_SIZE);
-            zmsg_addmem(reply, &code, 1);
-            zmsg_addmem(reply, NULL, 0);
+    void *handle = zsock_resolve(self->front);
+    size_t usable = 0, last = 0;
+    for (size_t i = 2; i < count && i < BRK_MAX_PARTS; i += 2)
+        if (zmq_msg_size(&self->parts[i]) == BRK_CORR_SIZE) {
+            usable++;
+            last = i;
         }
-    }
-    if (zmsg_size(reply) == 0) {
-        zmsg_addmem(reply, "\0\0\0\0\0\0\0\0", BRK_CORR_SIZE);
-        zmsg_addmem(reply, &code, 1);
-        zmsg_addmem(reply, NULL, 0);
-    }
-    if (s_send_routed(self->front, zframe_data(requester), zframe_size(requester), NULL, reply, 0, NO_SKIP) != 0)
+    if (zmq_send(handle, zmq_msg_data(&self->parts[0]), zmq_msg_size(&self->parts[0]), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         self->lost_replies++;
-    zmsg_destroy(&reply);
+        return;
+    }
+    if (usable == 0) {
+        zmq_send(handle, zero_corr, BRK_CORR_SIZE, ZMQ_SNDMORE);
+        zmq_send(handle, &code, 1, ZMQ_SNDMORE);
+        zmq_send(handle, NULL, 0, 0);
+        return;
+    }
+    for (size_t i = 2; i <= last; i += 2)
+        if (zmq_msg_size(&self->parts[i]) == BRK_CORR_SIZE) {
+            zmq_send(handle, zmq_msg_data(&self->parts[i]), BRK_CORR_SIZE, ZMQ_SNDMORE);
+            zmq_send(handle, &code, 1, ZMQ_SNDMORE);
+            zmq_send(handle, NULL, 0, i < last ? ZMQ_SNDMORE : 0);
+        }
 }
 
 /* A batch from the front: [requester][service]([corr][body])+. */
 static void s_on_front(broker_t *self)
 {
-    zmsg_t *msg = zmsg_recv(self->front);
-    if (msg == NULL)
+    size_t count = s_recv(self, self->front);
+    if (count == 0)
         return;
-    zmsg_first(msg); /* the requester's routing id stays in place for the forward */
-    zframe_t *service_frame = zmsg_next(msg);
     char service_name[BRK_SERVICE_MAX + 1];
-    size_t entries = zmsg_size(msg) >= 2 ? (zmsg_size(msg) - 2) / 2 : 0;
-    bool well_formed = service_frame && zmsg_size(msg) % 2 == 0 && entries >= 1 && entries <= BRK_BATCH_MAX &&
-                       s_frame_text(service_frame, service_name, sizeof(service_name)) == 0;
-    for (zframe_t *corr = zmsg_next(msg); well_formed && corr; corr = zmsg_next(msg)) {
-        well_formed = zframe_size(corr) == BRK_CORR_SIZE;
-        zmsg_next(msg);
-    }
+    size_t entries = count >= 2 ? (count - 2) / 2 : 0;
+    bool well_formed = count >= 4 && count % 2 == 0 && entries <= BRK_BATCH_MAX &&
+                       s_part_text(&self->parts[1], service_name, sizeof(service_name)) == 0;
+    for (size_t i = 2; well_formed && i < count; i += 2)
+        well_formed = zmq_msg_size(&self->parts[i]) == BRK_CORR_SIZE;
     if (!well_formed) {
         self->bad_frames++;
-        s_reply_status(self, msg, BRK_STATUS_BAD_FRAME);
+        s_reply_status(self, count, BRK_STATUS_BAD_FRAME);
         goto Exit;
     }
 
@@ -268,68 +308,65 @@ static void s_on_front(broker_t *self)
     while (service != NULL && zlistx_size(service->members) > 0) {
         member_t *member = zlistx_first(service->members);
         zlistx_move_end(service->members, zlistx_cursor(service->members));
-        /* ["REQ"][requester]([corr][body])+: the requester frame stays, the service (1) goes. */
-        if (s_send_routed(self->back, member->id, strlen(member->id), "REQ", msg, 0, 1) == 0) {
+        /* ["REQ"][requester]([corr][body])+: the requester (0) stays, the service (1) goes. */
+        if (s_send_routed(self, self->back, member->id, strlen(member->id), "REQ", 0, count, 1) == 0) {
             self->routed += entries;
             goto Exit;
         }
         if (errno == EAGAIN) {
-            s_reply_status(self, msg, BRK_STATUS_OVERLOADED);
+            s_reply_status(self, count, BRK_STATUS_OVERLOADED);
             goto Exit;
         }
         s_member_remove(self, member, "unreachable");
         service = zhashx_lookup(self->services, service_name);
     }
     self->no_service += entries;
-    s_reply_status(self, msg, BRK_STATUS_NO_SERVICE);
+    s_reply_status(self, count, BRK_STATUS_NO_SERVICE);
 Exit:
-    zmsg_destroy(&msg);
+    s_close(self, count);
 }
 
-/* A message from an actor: heartbeat or a batch of replies. */
+/* A message from an actor: [id]["HB"][heartbeat] or [id]["REP"][requester]([corr][status][body])+. */
 static void s_on_back(broker_t *self)
 {
-    zmsg_t *msg = zmsg_recv(self->back);
-    if (msg == NULL)
+    size_t count = s_recv(self, self->back);
+    if (count == 0)
         return;
     char id[BRK_SERVICE_MAX + 1];
-    zframe_t *id_frame = zmsg_first(msg);
-    zframe_t *command = zmsg_next(msg);
-    if (!command || s_frame_text(id_frame, id, sizeof(id)) != 0) {
+    zmq_msg_t *command = &self->parts[1];
+    if (count < 2 || count > BRK_MAX_PARTS || s_part_text(&self->parts[0], id, sizeof(id)) != 0) {
         self->bad_frames++;
         goto Exit;
     }
-    if (zframe_streq(command, "HB") && zmsg_size(msg) == 3) {
-        zframe_t *body = zmsg_next(msg);
+    if (zmq_msg_size(command) == 2 && memcmp(zmq_msg_data(command), "HB", 2) == 0 && count == 3) {
         msg_actor_heartbeat_t hb;
         char service[BRK_SERVICE_MAX + 1];
-        if (msg_actor_heartbeat_decode(zframe_data(body), zframe_size(body), &hb, NULL, 0) != 0 ||
+        if (msg_actor_heartbeat_decode(zmq_msg_data(&self->parts[2]), zmq_msg_size(&self->parts[2]), &hb, NULL, 0) != 0 ||
             msg_str_copy(hb.service, service, sizeof(service)) != 0) {
             self->bad_frames++;
             goto Exit;
         }
         s_member_refresh(self, id, service, hb.pid);
-    } else if (zframe_streq(command, "REP") && zmsg_size(msg) >= 6 && (zmsg_size(msg) - 3) % 3 == 0 &&
-               (zmsg_size(msg) - 3) / 3 <= BRK_BATCH_MAX) {
-        zframe_t *requester = zmsg_next(msg);
-        size_t index = 0;
-        for (zframe_t *frame = zmsg_next(msg); frame; frame = zmsg_next(msg), index++)
-            if ((index % 3 == 0 && zframe_size(frame) != BRK_CORR_SIZE) || (index % 3 == 1 && zframe_size(frame) != 1)) {
+    } else if (zmq_msg_size(command) == 3 && memcmp(zmq_msg_data(command), "REP", 3) == 0 && count >= 6 && (count - 3) % 3 == 0) {
+        for (size_t i = 3; i < count; i += 3)
+            if (zmq_msg_size(&self->parts[i]) != BRK_CORR_SIZE || zmq_msg_size(&self->parts[i + 1]) != 1) {
                 self->bad_frames++;
                 goto Exit;
             }
         member_t *member = zhashx_lookup(self->members, id);
         if (member)
             member->expires_at = zclock_mono() + self->expiry_ms;
-        self->replies += index / 3;
+        size_t replies = (count - 3) / 3;
+        self->replies += replies;
         /* A requester that disconnected has already answered its clients on deadline. */
-        if (s_send_routed(self->front, zframe_data(requester), zframe_size(requester), NULL, msg, 3, NO_SKIP) != 0)
-            self->lost_replies += index / 3;
+        zmq_msg_t *requester = &self->parts[2];
+        if (s_send_routed(self, self->front, zmq_msg_data(requester), zmq_msg_size(requester), NULL, 3, count, NO_SKIP) != 0)
+            self->lost_replies += replies;
     } else {
         self->bad_frames++;
     }
 Exit:
-    zmsg_destroy(&msg);
+    s_close(self, count);
 }
 
 static int s_on_pipe(broker_t *self)
