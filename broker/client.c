@@ -97,32 +97,70 @@ int brk_client_send(zsock_t *dealer, const char *service, uint64_t corr, const v
     return rc;
 }
 
+/* Receives the next part of the message being read; -1 at its end or on error. */
+static int s_next_part(void *handle, zmq_msg_t *part, int *more, int flags)
+{
+    if (!*more)
+        return -1;
+    zmq_msg_init(part);
+    if (zmq_msg_recv(part, handle, flags) < 0) {
+        zmq_msg_close(part);
+        *more = 0;
+        return -1;
+    }
+    *more = zmq_msg_more(part);
+    return 0;
+}
+
+/*
+ * Replies are delivered as their triples arrive, straight from ZeroMQ's buffers (no copy): a
+ * reply batch can be hundreds of frames and the body of each is only needed for the callback.
+ * A malformed triple ends the message: its remaining parts are discarded.
+ */
 int brk_client_recv(zsock_t *dealer, brk_reply_fn *on_reply, void *arg)
 {
-    zmsg_t *msg = NULL;
-    if ((zsock_events(dealer) & ZMQ_POLLIN) == 0 || (msg = zmsg_recv(dealer)) == NULL) {
+    void *handle = zsock_resolve(dealer);
+    zmq_msg_t corr, status, body;
+    int more = 1, delivered = 0;
+    bool malformed = false;
+
+    if (s_next_part(handle, &corr, &more, ZMQ_DONTWAIT) != 0) {
         errno = EAGAIN;
         return -1;
     }
-    size_t count = zmsg_size(msg);
-    bool well_formed = count >= 3 && count % 3 == 0 && count / 3 <= BRK_BATCH_MAX;
-    size_t index = 0;
-    for (zframe_t *f = zmsg_first(msg); well_formed && f; f = zmsg_next(msg), index++)
-        well_formed = (index % 3 != 0 || zframe_size(f) == BRK_CORR_SIZE) && (index % 3 != 1 || zframe_size(f) == 1);
-    if (!well_formed) {
-        zmsg_destroy(&msg);
+    for (;;) {
+        if (s_next_part(handle, &status, &more, 0) != 0) {
+            zmq_msg_close(&corr);
+            malformed = true;
+            break;
+        }
+        if (s_next_part(handle, &body, &more, 0) != 0) {
+            zmq_msg_close(&corr);
+            zmq_msg_close(&status);
+            malformed = true;
+            break;
+        }
+        if (zmq_msg_size(&corr) == BRK_CORR_SIZE && zmq_msg_size(&status) == 1 && delivered < BRK_BATCH_MAX) {
+            uint64_t id;
+            memcpy(&id, zmq_msg_data(&corr), BRK_CORR_SIZE);
+            on_reply(arg, id, (brk_status_t) * (const byte *)zmq_msg_data(&status), zmq_msg_data(&body), zmq_msg_size(&body));
+            delivered++;
+        } else {
+            malformed = true;
+        }
+        zmq_msg_close(&corr);
+        zmq_msg_close(&status);
+        zmq_msg_close(&body);
+        if (malformed || s_next_part(handle, &corr, &more, 0) != 0)
+            break;
+    }
+    /* Discard whatever is left of a malformed message so the next read starts at a boundary. */
+    zmq_msg_t rest;
+    while (s_next_part(handle, &rest, &more, 0) == 0)
+        zmq_msg_close(&rest);
+    if (delivered == 0 && malformed) {
         errno = EPROTO;
         return -1;
     }
-    int delivered = 0;
-    for (zframe_t *corr_frame = zmsg_first(msg); corr_frame; corr_frame = zmsg_next(msg)) {
-        zframe_t *status = zmsg_next(msg);
-        zframe_t *body = zmsg_next(msg);
-        uint64_t corr;
-        memcpy(&corr, zframe_data(corr_frame), BRK_CORR_SIZE);
-        on_reply(arg, corr, (brk_status_t)*zframe_data(status), zframe_data(body), zframe_size(body));
-        delivered++;
-    }
-    zmsg_destroy(&msg);
     return delivered;
 }

@@ -45,7 +45,8 @@ typedef void(brk_reply_fn)(void *arg, uint64_t corr, brk_status_t status, const 
 /**
  * Receives one reply message without blocking and calls `on_reply` for each reply in it.
  * Returns the number of replies delivered, or -1 with errno EAGAIN when nothing is waiting and
- * EPROTO when a malformed message was discarded (keep draining).
+ * EPROTO when a malformed message was discarded (keep draining). Replies before a malformed
+ * part of a message are still delivered; the rest of it is dropped.
  */
 int brk_client_recv(zsock_t *dealer, brk_reply_fn *on_reply, void *arg);
 
