@@ -14,6 +14,7 @@ typedef struct {
 
 struct auth_cache_t {
     zhashx_t *entries; /* api_key -> entry_t* */
+    EVP_MD *sha256;    /* fetched once: OpenSSL 3 takes locks to look an algorithm up by name */
 };
 
 static void s_entry_destroy(void **item)
@@ -28,7 +29,10 @@ auth_cache_t *auth_cache_new(void)
     if (self == NULL)
         return NULL;
     self->entries = zhashx_new();
-    if (self->entries == NULL) {
+    self->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (self->entries == NULL || self->sha256 == NULL) {
+        zhashx_destroy(&self->entries);
+        EVP_MD_free(self->sha256);
         free(self);
         return NULL;
     }
@@ -42,6 +46,7 @@ void auth_cache_destroy(auth_cache_t **self_p)
     if (self == NULL)
         return;
     zhashx_destroy(&self->entries);
+    EVP_MD_free(self->sha256);
     free(self);
     *self_p = NULL;
 }
@@ -146,7 +151,7 @@ auth_result_t auth_check(auth_cache_t *self, PGconn *conn, const api_request_t *
     }
     unsigned char digest[32];
     unsigned int digest_len = 0;
-    int ok = EVP_Digest(secret, strlen(secret), digest, &digest_len, EVP_sha256(), NULL) == 1 && digest_len == 32 &&
+    int ok = EVP_Digest(secret, strlen(secret), digest, &digest_len, self->sha256, NULL) == 1 && digest_len == 32 &&
              CRYPTO_memcmp(digest, entry->secret_sha256, sizeof(digest)) == 0;
     OPENSSL_cleanse(secret, sizeof(secret));
     if (!ok)
