@@ -25,7 +25,6 @@
 enum { MSG_API_REQUEST_FIELDS(HTTP_LIMIT_ENUM) };
 #undef HTTP_LIMIT_ENUM
 
-#define HTTP_HEADER_VALUE_MAX 8192 /* schemas/msg.c: MSG_PAIR_ITEM_MAX */
 
 /*
  * Path prefix -> broker service. A prefix matches itself and everything below it ("/v1"
@@ -253,7 +252,7 @@ static int s_collect_headers(h2o_req_t *req, msg_pairs_t *pairs)
         const h2o_header_t *h = &req->headers.entries[i];
         if (!s_is_forwarded(h->name))
             continue;
-        if (h->value.len > HTTP_HEADER_VALUE_MAX)
+        if (h->value.len > MSG_PAIR_ITEM_MAX)
             return -1;
         msg_str_t name = {h->name->base, (uint32_t)h->name->len};
         msg_str_t value = {h->value.base, (uint32_t)h->value.len};

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define MSG_PAIR_ITEM_MAX 8192
 
 static int s_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int s_fail(char *err, size_t errlen, const char *fmt, ...)

@@ -33,7 +33,8 @@ typedef struct {
     uint32_t len;
 } msg_str_t;
 
-#define MSG_PAIRS_MAX 32
+#define MSG_PAIRS_MAX     32
+#define MSG_PAIR_ITEM_MAX 8192 /* bytes in one name or value of a PAIRS field */
 typedef struct {
     uint32_t count;
     msg_str_t name[MSG_PAIRS_MAX];

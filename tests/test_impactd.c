@@ -124,15 +124,28 @@ static long s_get_status(server_t *s, const char *path, bool with_auth)
     return status;
 }
 
-/* Polls until `path` answers 200: the deadline is generous because ASan builds start slowly,
- * and it only bounds a failure; no assertion depends on how fast it happens. */
+/* Prints the last lines of the server's log, so a failure in CI explains itself. */
+static void s_dump_log(server_t *s)
+{
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof(cmd), "tail -n 40 '%s/impactd.log' >&2", s->data_dir);
+    int ignored = system(cmd);
+    (void)ignored;
+}
+
+/* Polls until `path` answers `want`: the deadline is generous because ASan builds start slowly,
+ * and it only bounds a failure; no assertion depends on how fast it happens. On failure the
+ * server's log is printed. */
 static int s_wait_status(server_t *s, const char *path, bool with_auth, long want, int seconds)
 {
+    long last = 0;
     for (int i = 0; i < seconds * 20; i++) {
-        if (s_get_status(s, path, with_auth) == want)
+        if ((last = s_get_status(s, path, with_auth)) == want)
             return 0;
         usleep(50000);
     }
+    print_error("%s still answered %ld after %d s (wanted %ld)\n", path, last, seconds, want);
+    s_dump_log(s);
     return -1;
 }
 
@@ -365,6 +378,8 @@ static void test_bad_input_gets_errors(void **state)
     size_t i;
     json_array_foreach(json_object_get(doc, "processes"), i, proc)
     {
+        if (json_integer_value(json_object_get(proc, "restarts")) != 0)
+            s_dump_log(s);
         assert_int_equal(json_integer_value(json_object_get(proc, "restarts")), 0);
     }
     json_decref(doc);
@@ -413,6 +428,8 @@ static void test_kill9_each_role_under_load(void **state)
             replacement = s_pid_of(s, roles[k]);
             usleep(50000);
         }
+        if (replacement <= 0 || replacement == victim)
+            s_dump_log(s);
         assert_true(replacement > 0 && replacement != victim);
         assert_int_equal(s_wait_status(s, "/v1/health", false, 200, 60), 0);
         print_message("killed %s (pid %d): %d ok, %d failed during the kill; replaced by pid %d\n", roles[k], victim, load.ok,
