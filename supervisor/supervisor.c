@@ -23,8 +23,9 @@
 #include "supervisor/instance.h"
 #include "supervisor/pgembed.h"
 
-#define SUPERVISOR_READY_PROBE_MS 50
-#define SUPERVISOR_SELF_EXE       "/proc/self/exe"
+#define SUPERVISOR_READY_PROBE_MS   50
+#define SUPERVISOR_READY_TIMEOUT_MS 500 /* a probe that takes longer is tried again */
+#define SUPERVISOR_SELF_EXE         "/proc/self/exe"
 
 typedef struct {
     impact_config_t *config;
@@ -231,36 +232,70 @@ static bool s_tls_enabled(const impact_config_t *config)
     return strcmp(config->tls_listen, "off") != 0;
 }
 
-static bool s_accepts_connections(const char *hostport)
+/* Connects to hostport; -1 if nothing accepts. Sends and receives time out after `timeout_ms`. */
+static int s_connect(const char *hostport, int timeout_ms)
 {
     char host[128], service[16];
     int port;
     if (config_split_hostport(hostport, host, sizeof(host), &port) != 0)
-        return false;
+        return -1;
     snprintf(service, sizeof(service), "%d", port);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
     if (getaddrinfo(host, service, &hints, &res) != 0)
-        return false;
-    bool ok = false;
-    for (struct addrinfo *ai = res; ai && !ok; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd >= 0) {
-            ok = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+        return -1;
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
             close(fd);
+            fd = -1;
         }
     }
     freeaddrinfo(res);
+    return fd;
+}
+
+/*
+ * True when an unauthenticated GET /v1 on the cleartext listener is answered 401. Only the store
+ * answers that, so it proves the whole request path (http, broker, a registered store member and
+ * its database) rather than just an open port; before the store has registered the answer is 503.
+ */
+static bool s_api_answers(const char *hostport)
+{
+    static const char probe[] = "GET /v1 HTTP/1.1\r\nHost: impactd\r\nConnection: close\r\n\r\n";
+    int fd = s_connect(hostport, SUPERVISOR_READY_TIMEOUT_MS);
+    if (fd < 0)
+        return false;
+    char answer[64] = {0};
+    bool ok = write(fd, probe, sizeof(probe) - 1) == (ssize_t)(sizeof(probe) - 1) && read(fd, answer, sizeof(answer) - 1) > 12 &&
+              strncmp(answer, "HTTP/1.1 401", 12) == 0;
+    close(fd);
     return ok;
 }
 
-/* "Ready" means what a client cares about: the http child is up and its ports accept. */
+static bool s_accepts_connections(const char *hostport)
+{
+    int fd = s_connect(hostport, SUPERVISOR_READY_TIMEOUT_MS);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+/* "Ready" means what a client cares about: its ports accept and an API request is answered by
+ * the store, not refused for want of one. */
 static void s_check_ready(supervisor_t *self)
 {
     shm_proc_t http;
     if (children_get(self->children, self->http_index, &http) != 0 || http.pid <= 0)
         return;
     const impact_config_t *config = self->config;
-    if (!s_accepts_connections(config->listen) || (s_tls_enabled(config) && !s_accepts_connections(config->tls_listen)))
+    if (!s_api_answers(config->listen) || (s_tls_enabled(config) && !s_accepts_connections(config->tls_listen)))
         return;
     self->ready = true;
     log_info("ready");
