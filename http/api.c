@@ -8,15 +8,25 @@
  * same raw form, so the route decision and what the actor sees can never disagree. Paths with
  * dot segments are refused rather than normalised: h2o's normalisation also percent-decodes
  * (%2F becomes a separator), which would change what an API path means.
+ *
+ * The one change made to a response is the browser view (html.h): a JSON answer to a client that
+ * prefers text/html is written as an HTML page, so actors never deal with HTML.
+ *
+ * Rate limiting (ratelimit.h) happens here, the last step before relaying, so a refused request
+ * costs no hop and only requests that would reach an actor are counted. The credentials it keys
+ * on are read from the very header list the actor receives.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "http/bridge.h"
+#include "http/html.h"
 #include "http/problem.h"
+#include "http/ratelimit.h"
 #include "http/server.h"
 #include "schemas/msg.h"
 
@@ -157,6 +167,72 @@ static void s_ctx(h2o_req_t *req, char *buf, size_t size)
     snprintf(buf, size, "req=%.*s", (int)id.len, id.base);
 }
 
+/* The request's Accept header; several are one list (RFC 9110 5.3). base NULL when absent. */
+static h2o_iovec_t s_accept(h2o_req_t *req)
+{
+    ssize_t first = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
+    if (first == -1)
+        return h2o_iovec_init(NULL, 0);
+    h2o_iovec_t accept = req->headers.entries[first].value;
+    for (ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, first); i != -1;
+         i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, i))
+        accept = h2o_concat(&req->pool, accept, h2o_iovec_init(H2O_STRLIT(", ")), req->headers.entries[i].value);
+    return accept;
+}
+
+char *http_negotiate(h2o_req_t *req, h2o_iovec_t *body)
+{
+    ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (ct == -1)
+        return NULL;
+    h2o_iovec_t type = req->res.headers.entries[ct].value;
+    if (!html_is_renderable_type(type.base, type.len))
+        return NULL;
+    /* The representation now depends on Accept, whichever is chosen: caches must know. */
+    h2o_set_header_token(&req->pool, &req->res.headers, H2O_TOKEN_VARY, H2O_STRLIT("accept"));
+    h2o_iovec_t accept = s_accept(req);
+    h2o_iovec_t query = req->query_at < req->path.len
+                            ? h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)
+                            : h2o_iovec_init(NULL, 0);
+    if (!html_wanted(accept.base, accept.len, query.base, query.len, type.base, type.len))
+        return NULL;
+
+    char origin[HTTP_REQUEST_LIMIT_base_url + 1], key[HTML_CREDENTIAL_MAX + 1], auth[HTML_CREDENTIAL_MAX + 1];
+    size_t path_len = req->query_at < req->path.len ? req->query_at : req->path.len;
+    html_page_t page = {
+        .path = req->path.base, .path_len = path_len, .query = query.base, .query_len = query.len, .status = req->res.status};
+    if (s_base_url(req, origin, sizeof(origin)) == 0)
+        page.origin = origin;
+    /* Only credentials from the query: those from headers or Basic are sent again by whoever
+     * sent them, and those from a form body were never in the address bar. */
+    if (html_query_param(query.base, query.len, "api_key", key, sizeof(key)) == 0 &&
+        html_query_param(query.base, query.len, "api_auth", auth, sizeof(auth)) == 0) {
+        page.api_key = key;
+        page.api_auth = auth;
+    }
+    size_t len = 0;
+    const char *why = NULL;
+    char *html = html_render(body->base, body->len, &page, &len, &why);
+    if (html == NULL) {
+        char ctx[48];
+        s_ctx(req, ctx, sizeof(ctx));
+        log_line(LOG_LEVEL_DEBUG, ctx, "serving JSON to a client that prefers HTML: %s", why);
+        return NULL;
+    }
+    *body = h2o_iovec_init(html, len);
+
+    req->res.headers.entries[ct].value = h2o_iovec_init(H2O_STRLIT(HTML_CONTENT_TYPE));
+    /* The actor's validator names the JSON representation and must not validate this one. */
+    for (ssize_t etag; (etag = h2o_find_header(&req->res.headers, H2O_TOKEN_ETAG, -1)) != -1;)
+        h2o_delete_header(&req->res.headers, etag);
+    const char *csp = html_csp();
+    h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, csp, strlen(csp), 1);
+    h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, H2O_STRLIT("nosniff"), 1);
+    /* The address bar may hold api_auth: no Referer may carry it anywhere. */
+    h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("referrer-policy"), 0, H2O_STRLIT("no-referrer"), 1);
+    return html;
+}
+
 static void s_send_response(h2o_req_t *req, const msg_api_response_t *res)
 {
     http_response_init(req, (int)res->status);
@@ -187,10 +263,12 @@ static void s_send_response(h2o_req_t *req, const msg_api_response_t *res)
         h2o_send_inline(req, "", 0);
         return;
     }
-    const char *body = res->has_body && res->body.len ? res->body.ptr : "";
-    req->res.content_length = res->has_body ? res->body.len : 0;
+    h2o_iovec_t body = res->has_body && res->body.len ? h2o_iovec_init(res->body.ptr, res->body.len) : h2o_iovec_init("", 0);
+    char *page = http_negotiate(req, &body);
+    req->res.content_length = body.len;
     /* Copies the body into the pool: the reply frame is freed when the callback returns. */
-    h2o_send_inline(req, body, req->res.content_length);
+    h2o_send_inline(req, body.base, body.len);
+    free(page);
 }
 
 static void on_reply(h2o_req_t *req, const http_reply_t *reply)
@@ -262,6 +340,76 @@ static int s_collect_headers(h2o_req_t *req, msg_pairs_t *pairs)
     return 0;
 }
 
+static http_rl_view_t s_rl_view(msg_str_t s)
+{
+    return (http_rl_view_t){s.ptr, s.len};
+}
+
+/* A decimal header value in the request's pool. */
+static h2o_iovec_t s_decimal(h2o_mem_pool_t *pool, uint32_t v)
+{
+    char digits[10];
+    size_t n = 0;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    char *out = h2o_mem_alloc_pool(pool, n);
+    for (size_t i = 0; i < n; i++)
+        out[i] = digits[n - 1 - i];
+    return h2o_iovec_init(out, n);
+}
+
+static void s_add_header(h2o_req_t *req, const char *name, size_t name_len, h2o_iovec_t value)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, name_len, 0, NULL, value.base, value.len);
+}
+
+/*
+ * Charges the request to its client's bucket and adds the RateLimit headers, which go out with
+ * whatever then answers the request. An empty bucket is answered here with 429.
+ * @return 0 to relay, -1 when answered
+ */
+static int s_rate_limit(h2o_req_t *req, const msg_api_request_t *m)
+{
+    const http_settings_t *settings = http_thread_of(req)->settings;
+    if (settings->ratelimit == NULL)
+        return 0;
+    http_rl_presented_t presented = {
+        .api_key = s_rl_view(msg_pairs_get(&m->headers, "api-key")),
+        .api_auth = s_rl_view(msg_pairs_get(&m->headers, "api-auth")),
+        .x_api_key = s_rl_view(msg_pairs_get(&m->headers, "x-api-key")),
+        .x_api_auth = s_rl_view(msg_pairs_get(&m->headers, "x-api-auth")),
+        .authorization = s_rl_view(msg_pairs_get(&m->headers, "authorization")),
+        .query = m->has_query ? s_rl_view(m->query) : (http_rl_view_t){NULL, 0},
+    };
+    http_rl_credential_t cred;
+    bool keyed = http_rl_credentials(&presented, &cred) == 0;
+    struct sockaddr_storage peer;
+    socklen_t peer_len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&peer);
+    http_rl_verdict_t v;
+    http_rl_take(settings->ratelimit, keyed ? cred.key : NULL, keyed ? strlen(cred.key) : 0, keyed ? cred.secret : NULL,
+                 keyed ? strlen(cred.secret) : 0, peer_len != 0 ? (struct sockaddr *)&peer : NULL, peer_len, &v);
+
+    s_add_header(req, H2O_STRLIT("ratelimit-limit"), s_decimal(&req->pool, settings->ratelimit_burst));
+    s_add_header(req, H2O_STRLIT("ratelimit-remaining"), s_decimal(&req->pool, v.remaining));
+    s_add_header(req, H2O_STRLIT("ratelimit-reset"), s_decimal(&req->pool, v.reset_s));
+    s_add_header(req, H2O_STRLIT("ratelimit-policy"),
+                 h2o_iovec_init(settings->ratelimit_policy, strlen(settings->ratelimit_policy)));
+    if (v.allowed)
+        return 0;
+
+    h2o_iovec_t retry = s_decimal(&req->pool, v.retry_after_s);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, retry.base, retry.len);
+    const char *per = v.by_address ? "client address" : "API key";
+    char ctx[48], detail[160];
+    s_ctx(req, ctx, sizeof(ctx));
+    log_line(LOG_LEVEL_DEBUG, ctx, "rate limited per %s; retry after %" PRIu32 " s", per, v.retry_after_s);
+    snprintf(detail, sizeof(detail), "the limit is %" PRIu32 " requests per second, in bursts of up to %" PRIu32 ", per %s",
+             settings->ratelimit_rate, settings->ratelimit_burst, per);
+    http_problem_send(req, 429, "rate-limited", "Too many requests", detail);
+    return -1;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     http_thread_t *thread = http_thread_of(req);
@@ -300,12 +448,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     m.has_headers = m.headers.count > 0;
+    m.query = (msg_str_t){query.base, (uint32_t)query.len};
+    m.has_query = query.base != NULL;
+    if (s_rate_limit(req, &m) != 0)
+        return 0;
     h2o_iovec_t id = http_request_id(req);
     char base_url[HTTP_REQUEST_LIMIT_base_url + 1];
     m.method = (msg_str_t){req->method.base, (uint32_t)req->method.len};
     m.path = (msg_str_t){path.base, (uint32_t)path.len};
-    m.query = (msg_str_t){query.base, (uint32_t)query.len};
-    m.has_query = query.base != NULL;
     m.body = (msg_str_t){req->entity.base, (uint32_t)req->entity.len};
     m.has_body = req->entity.base != NULL;
     m.request_id = (msg_str_t){id.base, (uint32_t)id.len};

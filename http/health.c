@@ -129,14 +129,16 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         http_problem_send(req, 500, "internal-error", "Internal Server Error", "cannot render the health document");
         return 0;
     }
-    h2o_iovec_t body = h2o_strdup(&req->pool, text, SIZE_MAX);
-    free(text);
+    h2o_iovec_t body = h2o_iovec_init(text, strlen(text));
 
     http_response_init(req, all_running ? 200 : 503);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    char *page = http_negotiate(req, &body); /* linked from the root resource: browsers follow it */
     req->res.content_length = body.len;
     h2o_send_inline(req, body.base, body.len);
+    free(page);
+    free(text);
     return 0;
 }
 

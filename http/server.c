@@ -197,6 +197,40 @@ static void s_settings_init(http_settings_t *settings, const impact_config_t *co
     s_load_bench_body(&settings->bench_body);
 }
 
+/* One table for every thread: a key's requests are spread over all of them, and the limit is
+ * the key's, not a thread's share of it. */
+static int s_ratelimit_init(http_settings_t *settings, const impact_config_t *config)
+{
+    if (config->rate_limit <= 0) {
+        log_info("rate limiting is off");
+        return 0;
+    }
+    http_rl_config_t rl = {.rate = (uint32_t)config->rate_limit, .burst = (uint32_t)config->rate_burst};
+    if ((settings->ratelimit = http_rl_new(&rl)) == NULL) {
+        log_error("cannot make the rate limiter's table (--rate-limit %d, --rate-burst %d)", config->rate_limit,
+                  config->rate_burst);
+        return -1;
+    }
+    settings->ratelimit_rate = (uint32_t)config->rate_limit;
+    settings->ratelimit_burst = (uint32_t)config->rate_burst;
+    snprintf(settings->ratelimit_policy, sizeof(settings->ratelimit_policy), "%d;w=1;burst=%d", config->rate_limit,
+             config->rate_burst);
+    log_info("rate limit: %d requests per second in bursts of up to %d, per API key or client address", config->rate_limit,
+             config->rate_burst);
+    return 0;
+}
+
+static void s_ratelimit_dispose(http_settings_t *settings)
+{
+    if (settings->ratelimit == NULL)
+        return;
+    http_rl_stats_t st;
+    http_rl_stats(settings->ratelimit, &st);
+    log_info("rate limiter: %zu of %zu identities tracked, refused=%" PRIu64 " evicted_full=%" PRIu64 " evicted_active=%" PRIu64,
+             st.tracked, st.capacity, st.refused, st.evicted_full, st.evicted_active);
+    http_rl_destroy(&settings->ratelimit);
+}
+
 /* ---- listeners ------------------------------------------------------------------------------ */
 
 static int s_listen(const char *hostport, char *err, size_t errlen)
@@ -450,6 +484,7 @@ static void s_configure(http_server_t *server)
     http_problem_register_fallback(&host->fallback_path);
     /* First match wins, in registration order: the specific paths before the prefixes that contain them. */
     http_health_register(h2o_config_register_path(host, "/v1/health", 0));
+    http_openapi_register(h2o_config_register_path(host, "/v1/openapi.json", 0));
     http_api_register(h2o_config_register_path(host, "/v1", 0));
     http_bench_register(h2o_config_register_path(host, "/bench/bare", 0));
     http_notfound_register(h2o_config_register_path(host, "/", 0));
@@ -524,6 +559,7 @@ static void s_server_dispose(http_server_t *server)
     h2o_config_dispose(&server->globalconf);
     SSL_CTX_free(server->ssl_ctx);
     free(server->settings.bench_body.base);
+    s_ratelimit_dispose(&server->settings);
     free(server);
 }
 
@@ -539,6 +575,8 @@ int http_main(const impact_config_t *config)
     server->listen_fds[0] = server->listen_fds[1] = -1;
     s_settings_init(&server->settings, config);
     s_configure(server);
+    if (s_ratelimit_init(&server->settings, config) != 0)
+        goto Error;
     if (config_endpoint(config, BRK_FRONT_ENDPOINT, server->broker_endpoint, sizeof(server->broker_endpoint)) != 0) {
         log_error("run dir %s gives no usable broker endpoint", config->run_dir);
         goto Error;

@@ -5,7 +5,8 @@
  * Threads: http_main runs config->http_threads event loops. Each owns one h2o_context_t and
  * h2o_evloop_t, one DEALER to the broker (http_bridge_t) and its own accepting sockets (dups of
  * the shared listeners). Nothing in this struct is touched from another thread, so handlers
- * need no locks; the only shared state is the read-only settings and h2o_globalconf_t.
+ * need no locks; the only shared state is the read-only settings and h2o_globalconf_t, and the
+ * rate limiter's table the settings point to, which does its own locking.
  */
 #ifndef IMPACT_HTTP_SERVER_H
 #define IMPACT_HTTP_SERVER_H
@@ -15,6 +16,7 @@
 #include <stdint.h>
 
 #include "http/bridge.h"
+#include "http/ratelimit.h"
 
 #define HTTP_BENCH_BODY_MAX (1024 * 1024)
 
@@ -25,6 +27,10 @@ typedef struct {
     uint64_t request_timeout_ms; /* broker round trip deadline (IMPACT_REQUEST_TIMEOUT_MS) */
     uint64_t shutdown_grace_ms;  /* how long SIGTERM waits for in-flight relays (IMPACT_SHUTDOWN_GRACE_MS) */
     uint32_t boot_tag;           /* makes request ids unique across restarts of the process */
+    http_rl_t *ratelimit;        /* shared by every thread (it locks inside); NULL: --rate-limit 0 */
+    uint32_t ratelimit_rate;     /* --rate-limit: requests per second */
+    uint32_t ratelimit_burst;    /* --rate-burst: the RateLimit-Limit */
+    char ratelimit_policy[48];   /* the RateLimit-Policy value, "RATE;w=1;burst=BURST" */
 } http_settings_t;
 
 typedef struct st_http_thread_t http_thread_t;
@@ -65,8 +71,19 @@ h2o_iovec_t http_request_id(h2o_req_t *req);
 /** Registers the relay handler (api.c): everything under /v1 that no other handler takes. */
 void http_api_register(h2o_pathconf_t *pathconf);
 
+/**
+ * The browser view (html.h, api.c) of a JSON response a handler is about to send: status and
+ * Content-Type must be set. A renderable type gets Vary: Accept; when the client prefers
+ * text/html, *body becomes the page, the page's headers are set and the page's malloc'd buffer
+ * is returned, to be freed once h2o_send_inline has copied it. NULL: send *body as it is.
+ */
+char *http_negotiate(h2o_req_t *req, h2o_iovec_t *body);
+
 /** Registers GET /v1/health (health.c). */
 void http_health_register(h2o_pathconf_t *pathconf);
+
+/** Registers GET /v1/openapi.json (openapi.c): the build's copy of schemas/openapi.yaml as JSON. */
+void http_openapi_register(h2o_pathconf_t *pathconf);
 
 /** Registers GET /bench/bare (server.c): the settings' bench body, or 404 without one. */
 void http_bench_register(h2o_pathconf_t *pathconf);
