@@ -58,6 +58,8 @@ static const option_t s_options[] = {
     {"--max-body", "IMPACT_MAX_BODY", OPT_INT, offsetof(impact_config_t, max_body), sizeof(size_t), 1024, 268435456},
     {"--allow-private-urls", "IMPACT_ALLOW_PRIVATE_URLS", OPT_BOOL, offsetof(impact_config_t, allow_private_urls), sizeof(bool), 0,
      1},
+    {"--rate-limit", "IMPACT_RATE_LIMIT", OPT_INT, offsetof(impact_config_t, rate_limit), sizeof(int), 0, 1000000},
+    {"--rate-burst", "IMPACT_RATE_BURST", OPT_INT, offsetof(impact_config_t, rate_burst), sizeof(int), 1, 1000000},
 };
 #define OPTION_COUNT (sizeof(s_options) / sizeof(s_options[0]))
 
@@ -93,6 +95,8 @@ int config_parse(impact_config_t *config, int argc, char **argv, int *first_oper
     config->http_threads = cores > 0 && cores < 64 ? (int)cores : 2;
     config->store_workers = 2;
     config->max_body = 1048576;
+    config->rate_limit = 100;
+    config->rate_burst = 200;
 
     for (size_t i = 0; i < OPTION_COUNT; i++) {
         const char *value = getenv(s_options[i].env);

@@ -17,6 +17,8 @@
  *   --store-workers N    IMPACT_STORE_WORKERS   2
  *   --max-body BYTES     IMPACT_MAX_BODY        1048576
  *   --allow-private-urls IMPACT_ALLOW_PRIVATE_URLS=1
+ *   --rate-limit N       IMPACT_RATE_LIMIT      100   (requests per second per API key or client address; 0: off)
+ *   --rate-burst N       IMPACT_RATE_BURST      200   (requests a full bucket admits at once)
  *   (internal)           IMPACT_RUN_DIR, IMPACT_SHM_NAME
  */
 #ifndef IMPACT_COMMON_CONFIG_H
@@ -39,6 +41,8 @@ typedef struct {
     int store_workers;
     size_t max_body;
     bool allow_private_urls;
+    int rate_limit; /* per second per client (http/ratelimit.h); 0: no limit */
+    int rate_burst;
     char run_dir[CONFIG_RUN_DIR_MAX];
     char shm_name[64];
 } impact_config_t;

@@ -192,6 +192,28 @@ void json_writer_null(json_writer_t *w)
     s_append(w, "null", 4);
 }
 
+void json_writer_raw(json_writer_t *w, const char *json, size_t len)
+{
+    if (len == 0) {
+        w->failed = true;
+        return;
+    }
+    s_value_prefix(w);
+    s_append(w, json, len);
+}
+
+void json_writer_kv_bool(json_writer_t *w, const char *key, bool v)
+{
+    json_writer_key(w, key);
+    json_writer_bool(w, v);
+}
+
+void json_writer_kv_null(json_writer_t *w, const char *key)
+{
+    json_writer_key(w, key);
+    json_writer_null(w);
+}
+
 void json_writer_kv_string(json_writer_t *w, const char *key, const char *s)
 {
     json_writer_key(w, key);

@@ -56,9 +56,17 @@ void json_writer_int(json_writer_t *w, int64_t v);
 void json_writer_bool(json_writer_t *w, bool v);
 void json_writer_null(json_writer_t *w);
 
+/**
+ * Appends `len` bytes that already are one complete JSON value (a number or a jsonb column as
+ * PostgreSQL renders it). Nothing is checked: only for text the program itself vouches for.
+ */
+void json_writer_raw(json_writer_t *w, const char *json, size_t len);
+
 /** Key and value in one call. */
 void json_writer_kv_string(json_writer_t *w, const char *key, const char *s);
 void json_writer_kv_int(json_writer_t *w, const char *key, int64_t v);
+void json_writer_kv_bool(json_writer_t *w, const char *key, bool v);
+void json_writer_kv_null(json_writer_t *w, const char *key);
 
 /**
  * Hands over the finished document (malloc'd, NUL-terminated) and its length, leaving the

@@ -4,7 +4,7 @@
  *   impactd [flags]                                       the supervisor (supervisor.h)
  *   impactd [flags] accounts create NAME [--label L]      an account and its first API key
  *   impactd [flags] keys create --account ID [--label L]  another API key for an account
- *   impactd --role broker|fanout|http                     a child process, started by the supervisor
+ *   impactd --role broker|fanout|importer|http            a child process, started by the supervisor
  *   impactd --role store --index N
  *   impactd --version
  *
@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 
 #include "actors/fanout/fanout.h"
+#include "actors/importer/importer.h"
 #include "actors/store/db.h"
 #include "actors/store/store.h"
 #include "broker/broker.h"
@@ -129,6 +130,8 @@ static int s_run_role(const impact_config_t *config, const char *role, const cha
         return broker_main(config);
     if (strcmp(role, "fanout") == 0)
         return fanout_main(config);
+    if (strcmp(role, "importer") == 0)
+        return importer_main(config);
     if (strcmp(role, "http") == 0)
         return http_main(config);
     return s_usage_error("unknown role %s", role);

@@ -35,7 +35,7 @@ typedef struct {
     shm_region_t *shm;    /* the stats region; we are the only writer of its process table */
     bool have_run_dir;    /* config->run_dir is ours to clean at exit (not merely named by IMPACT_RUN_DIR) */
     bool own_run_dir;     /* the run dir was made by us: remove it, not only its contents */
-    children_t *children; /* broker, store.*, fanout, http */
+    children_t *children; /* broker, store.*, fanout, importer, http */
     int http_index;       /* the http entry, whose port decides readiness */
     bool ready;           /* the ready line was printed */
     char creds_path[PATH_MAX + 32];
@@ -219,7 +219,7 @@ static int s_add_children(supervisor_t *self)
     for (int i = 0; i < self->config->store_workers; i++)
         if (s_add_child(self, "store", i) < 0)
             return -1;
-    if (s_add_child(self, "fanout", -1) < 0)
+    if (s_add_child(self, "fanout", -1) < 0 || s_add_child(self, "importer", -1) < 0)
         return -1;
     self->http_index = s_add_child(self, "http", -1);
     return self->http_index < 0 ? -1 : 0;

@@ -27,221 +27,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/server.h"
 #include "tests/support.h"
 
-typedef struct {
-    char *data_dir;
-    char *db; /* NULL: embedded PostgreSQL */
-    char run_dir[64];
-    int port, tls_port;
-    pid_t pid;
-    char key[256], auth[256];
-} server_t;
+typedef test_server_t server_t;
+typedef test_reply_t reply_t;
 
-typedef struct {
-    long status;
-    long http_version;
-    char content_type[128];
-    char *body;
-    size_t body_len;
-} reply_t;
-
-static size_t s_collect(char *data, size_t size, size_t n, void *arg)
-{
-    reply_t *r = arg;
-    char *grown = realloc(r->body, r->body_len + size * n + 1);
-    assert_non_null(grown);
-    r->body = grown;
-    memcpy(r->body + r->body_len, data, size * n);
-    r->body_len += size * n;
-    r->body[r->body_len] = '\0';
-    return size * n;
-}
-
-typedef enum { PROTO_HTTP1, PROTO_H2C, PROTO_H2_TLS } proto_t;
-
-/* One request. Returns the curl result; the reply is filled on success. */
-static CURLcode s_http(server_t *s, proto_t proto, const char *method, const char *path, const char *body, size_t body_len,
+static CURLcode s_http(server_t *s, test_proto_t proto, const char *method, const char *path, const char *body, size_t body_len,
                        bool with_auth, long timeout_ms, reply_t *r)
 {
-    char url[512], key_header[300], auth_header[300];
-    memset(r, 0, sizeof(*r));
-    snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s", proto == PROTO_H2_TLS ? "https" : "http",
-             proto == PROTO_H2_TLS ? s->tls_port : s->port, path);
-    CURL *curl = curl_easy_init();
-    struct curl_slist *headers = NULL;
-    if (with_auth) {
-        snprintf(key_header, sizeof(key_header), "Api-Key: %s", s->key);
-        snprintf(auth_header, sizeof(auth_header), "Api-Auth: %s", s->auth);
-        headers = curl_slist_append(headers, key_header);
-        headers = curl_slist_append(headers, auth_header);
-    }
-    headers = curl_slist_append(headers, "Expect:");
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    if (body) {
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)body_len);
-    }
-    if (proto == PROTO_H2C)
-        curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
-    else if (proto == PROTO_H2_TLS) {
-        curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
-        curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
-    } else
-        curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-    CURLcode rc = curl_easy_perform(curl);
-    if (rc == CURLE_OK) {
-        char *type = NULL;
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
-        curl_easy_getinfo(curl, CURLINFO_HTTP_VERSION, &r->http_version);
-        curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &type);
-        if (type)
-            snprintf(r->content_type, sizeof(r->content_type), "%s", type);
-    }
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
-    return rc;
-}
-
-static void s_reply_free(reply_t *r)
-{
-    free(r->body);
-    r->body = NULL;
-}
-
-static long s_get_status(server_t *s, const char *path, bool with_auth)
-{
-    reply_t r;
-    long status = s_http(s, PROTO_HTTP1, "GET", path, NULL, 0, with_auth, 2000, &r) == CURLE_OK ? r.status : 0;
-    s_reply_free(&r);
-    return status;
-}
-
-/* Prints the last lines of the server's log, so a failure in CI explains itself. */
-static void s_dump_log(server_t *s)
-{
-    char cmd[PATH_MAX + 64];
-    snprintf(cmd, sizeof(cmd), "tail -n 40 '%s/impactd.log' >&2", s->data_dir);
-    int ignored = system(cmd);
-    (void)ignored;
-}
-
-/* Polls until `path` answers `want`: the deadline is generous because ASan builds start slowly,
- * and it only bounds a failure; no assertion depends on how fast it happens. On failure the
- * server's log is printed. */
-static int s_wait_status(server_t *s, const char *path, bool with_auth, long want, int seconds)
-{
-    long last = 0;
-    for (int i = 0; i < seconds * 20; i++) {
-        if ((last = s_get_status(s, path, with_auth)) == want)
-            return 0;
-        usleep(50000);
-    }
-    print_error("%s still answered %ld after %d s (wanted %ld)\n", path, last, seconds, want);
-    s_dump_log(s);
-    return -1;
-}
-
-static void s_read_credentials(server_t *s)
-{
-    char path[PATH_MAX], line[256];
-    snprintf(path, sizeof(path), "%s/dev-credentials.env", s->data_dir);
-    FILE *f = NULL;
-    for (int i = 0; i < 600 && (f = fopen(path, "r")) == NULL; i++)
-        usleep(50000);
-    assert_non_null(f);
-    while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\r\n")] = '\0';
-        if (strncmp(line, "IMPACT_API_KEY=", 15) == 0)
-            snprintf(s->key, sizeof(s->key), "%s", line + 15);
-        if (strncmp(line, "IMPACT_API_AUTH=", 16) == 0)
-            snprintf(s->auth, sizeof(s->auth), "%s", line + 16);
-    }
-    fclose(f);
-    struct stat st;
-    assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_mode & 0077, 0);
-}
-
-static void s_start(server_t *s)
-{
-    const char *bin = getenv("IMPACTD_BIN");
-    assert_non_null(bin);
-    snprintf(s->run_dir, sizeof(s->run_dir), "/tmp/impact-it.XXXXXX");
-    assert_non_null(mkdtemp(s->run_dir));
-    rmdir(s->run_dir); /* impactd creates it; the name only has to be unique and short */
-    s->pid = fork();
-    assert_true(s->pid >= 0);
-    if (s->pid == 0) {
-        char listen[64], tls_listen[64], log[PATH_MAX];
-        snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
-        snprintf(tls_listen, sizeof(tls_listen), "127.0.0.1:%d", s->tls_port);
-        snprintf(log, sizeof(log), "%s/impactd.log", s->data_dir);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        setenv("IMPACT_RUN_DIR", s->run_dir, 1);
-        setenv("IMPACT_STORE_WORKERS", "2", 1);
-        setenv("IMPACT_HTTP_THREADS", "2", 1);
-        if (s->db)
-            execl(bin, bin, "--data-dir", s->data_dir, "--listen", listen, "--tls-listen", tls_listen, "--database-url", s->db,
-                  (char *)NULL);
-        else
-            execl(bin, bin, "--data-dir", s->data_dir, "--listen", listen, "--tls-listen", tls_listen, (char *)NULL);
-        _exit(127);
-    }
-    s_read_credentials(s);
-    assert_int_equal(s_wait_status(s, "/v1", true, 200, 60), 0);
-}
-
-static server_t *s_server_new(bool embedded)
-{
-    server_t *s = calloc(1, sizeof(*s));
-    s->data_dir = support_tmpdir("impact-it-data");
-    s->db = embedded ? NULL : support_db_create("test_impactd");
-    s->port = support_free_port();
-    s->tls_port = support_free_port();
-    return s;
-}
-
-/* SIGTERM and wait; returns the exit status. */
-static int s_stop(server_t *s)
-{
-    int status = -1;
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        for (int i = 0; i < 600; i++) {
-            if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-                s->pid = 0;
-                return status;
-            }
-            usleep(50000);
-        }
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, &status, 0);
-        s->pid = 0;
-        fail_msg("impactd did not stop within 30 s of SIGTERM");
-    }
-    return status;
-}
-
-static void s_server_destroy(server_t **s_p)
-{
-    server_t *s = *s_p;
-    s_stop(s);
-    if (getenv("IMPACT_TEST_KEEP") == NULL)
-        support_rmtree(&s->data_dir);
-    free(s->data_dir);
-    support_db_drop(&s->db);
-    free(s);
-    *s_p = NULL;
+    test_request_t req = {.proto = proto,
+                          .method = method,
+                          .path = path,
+                          .body = body,
+                          .body_len = body_len,
+                          .key = with_auth ? s->key : NULL,
+                          .auth = with_auth ? s->auth : NULL,
+                          .timeout_ms = timeout_ms};
+    return test_http(s, &req, r);
 }
 
 /* The health document's process list: name -> pid. */
@@ -252,7 +55,7 @@ static json_t *s_health(server_t *s, long *status)
         return NULL;
     *status = r.status;
     json_t *doc = json_loadb(r.body ? r.body : "", r.body_len, 0, NULL);
-    s_reply_free(&r);
+    test_reply_free(&r);
     return doc;
 }
 
@@ -276,9 +79,9 @@ static pid_t s_pid_of(server_t *s, const char *name)
 
 static void test_serves_every_protocol(void **state)
 {
-    server_t *s = *state = s_server_new(false);
-    s_start(s);
-    const proto_t protos[] = {PROTO_HTTP1, PROTO_H2C, PROTO_H2_TLS};
+    server_t *s = *state = test_server_new(false);
+    test_server_start(s);
+    const test_proto_t protos[] = {PROTO_HTTP1, PROTO_H2C, PROTO_H2_TLS};
     const long versions[] = {CURL_HTTP_VERSION_1_1, CURL_HTTP_VERSION_2_0, CURL_HTTP_VERSION_2_0};
     for (int i = 0; i < 3; i++) {
         reply_t r;
@@ -291,42 +94,42 @@ static void test_serves_every_protocol(void **state)
         assert_non_null(strstr(json_string_value(json_object_get(doc, "uri")), "/v1"));
         assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "account"), "name")), "Development");
         json_decref(doc);
-        s_reply_free(&r);
+        test_reply_free(&r);
     }
 }
 
 static void test_health_lists_every_process(void **state)
 {
-    server_t *s = *state = s_server_new(false);
-    s_start(s);
-    assert_int_equal(s_wait_status(s, "/v1/health", false, 200, 30), 0);
+    server_t *s = *state = test_server_new(false);
+    test_server_start(s);
+    assert_int_equal(test_wait_status(s, "/v1/health", false, 200, 30), 0);
     long status;
     json_t *doc = s_health(s, &status);
     assert_int_equal(status, 200);
     assert_string_equal(json_string_value(json_object_get(doc, "status")), "ok");
-    const char *names[] = {"broker", "store.0", "store.1", "fanout", "http"};
-    for (int i = 0; i < 5; i++)
+    const char *names[] = {"broker", "store.0", "store.1", "fanout", "importer", "http"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         assert_true(s_pid_of(s, names[i]) > 0);
     json_decref(doc);
 }
 
 static void test_bad_input_gets_errors(void **state)
 {
-    server_t *s = *state = s_server_new(false);
-    s_start(s);
+    server_t *s = *state = test_server_new(false);
+    test_server_start(s);
     reply_t r;
 
     assert_int_equal(s_http(s, PROTO_H2C, "GET", "/v1", NULL, 0, false, 5000, &r), CURLE_OK);
     assert_int_equal(r.status, 401);
     assert_string_equal(r.content_type, "application/problem+json");
-    s_reply_free(&r);
+    test_reply_free(&r);
 
     size_t big = 2 * 1024 * 1024;
     char *body = malloc(big);
     memset(body, 'x', big);
     assert_int_equal(s_http(s, PROTO_HTTP1, "POST", "/v1", body, big, true, 10000, &r), CURLE_OK);
     assert_int_equal(r.status, 413);
-    s_reply_free(&r);
+    test_reply_free(&r);
     free(body);
 
     /* Malformed HTTP on a raw connection. */
@@ -371,7 +174,7 @@ static void test_bad_input_gets_errors(void **state)
     }
 
     /* Everything still serves, and nothing restarted. */
-    assert_int_equal(s_get_status(s, "/v1", true), 200);
+    assert_int_equal(test_get_status(s, "/v1", true), 200);
     long status;
     json_t *doc = s_health(s, &status);
     json_t *proc;
@@ -379,7 +182,7 @@ static void test_bad_input_gets_errors(void **state)
     json_array_foreach(json_object_get(doc, "processes"), i, proc)
     {
         if (json_integer_value(json_object_get(proc, "restarts")) != 0)
-            s_dump_log(s);
+            test_server_dump_log(s);
         assert_int_equal(json_integer_value(json_object_get(proc, "restarts")), 0);
     }
     json_decref(doc);
@@ -400,17 +203,17 @@ static void *s_load(void *arg)
             load->ok++;
         else
             load->failed++;
-        s_reply_free(&r);
+        test_reply_free(&r);
     }
     return NULL;
 }
 
 static void test_kill9_each_role_under_load(void **state)
 {
-    server_t *s = *state = s_server_new(false);
-    s_start(s);
-    const char *roles[] = {"store.0", "broker", "fanout", "store.1", "http"};
-    for (int k = 0; k < 5; k++) {
+    server_t *s = *state = test_server_new(false);
+    test_server_start(s);
+    const char *roles[] = {"store.0", "broker", "fanout", "importer", "store.1", "http"};
+    for (size_t k = 0; k < sizeof(roles) / sizeof(roles[0]); k++) {
         pid_t victim = s_pid_of(s, roles[k]);
         assert_true(victim > 0);
         load_t load = {.s = s};
@@ -422,16 +225,16 @@ static void test_kill9_each_role_under_load(void **state)
         load.stop = 1;
         pthread_join(thread, NULL);
         /* Served again, by a new process under the same name. */
-        assert_int_equal(s_wait_status(s, "/v1", true, 200, 60), 0);
+        assert_int_equal(test_wait_status(s, "/v1", true, 200, 60), 0);
         pid_t replacement = 0;
         for (int i = 0; i < 600 && (replacement == 0 || replacement == victim); i++) {
             replacement = s_pid_of(s, roles[k]);
             usleep(50000);
         }
         if (replacement <= 0 || replacement == victim)
-            s_dump_log(s);
+            test_server_dump_log(s);
         assert_true(replacement > 0 && replacement != victim);
-        assert_int_equal(s_wait_status(s, "/v1/health", false, 200, 60), 0);
+        assert_int_equal(test_wait_status(s, "/v1/health", false, 200, 60), 0);
         print_message("killed %s (pid %d): %d ok, %d failed during the kill; replaced by pid %d\n", roles[k], victim, load.ok,
                       load.failed, replacement);
     }
@@ -454,19 +257,20 @@ static bool s_shm_left(pid_t supervisor)
 
 static void test_sigterm_leaves_nothing_behind(void **state)
 {
-    server_t *s = *state = s_server_new(true); /* embedded PostgreSQL: its shutdown is part of the contract */
-    s_start(s);
-    const char *names[] = {"broker", "store.0", "store.1", "fanout", "http"};
-    pid_t pids[5];
-    for (int i = 0; i < 5; i++)
+    server_t *s = *state = test_server_new(true); /* embedded PostgreSQL: its shutdown is part of the contract */
+    test_server_start(s);
+    const char *names[] = {"broker", "store.0", "store.1", "fanout", "importer", "http"};
+    enum { PROCESSES = sizeof(names) / sizeof(names[0]) };
+    pid_t pids[PROCESSES];
+    for (int i = 0; i < PROCESSES; i++)
         assert_true((pids[i] = s_pid_of(s, names[i])) > 0);
     pid_t supervisor = s->pid;
     assert_true(s_shm_left(supervisor));
 
-    int status = s_stop(s);
+    int status = test_server_stop(s);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < PROCESSES; i++)
         assert_true(kill(pids[i], 0) == -1 && errno == ESRCH);
     struct stat st;
     assert_int_equal(stat(s->run_dir, &st), -1);
@@ -479,7 +283,7 @@ static void test_sigterm_leaves_nothing_behind(void **state)
     char key[256], auth[256];
     snprintf(key, sizeof(key), "%s", s->key);
     snprintf(auth, sizeof(auth), "%s", s->auth);
-    s_start(s);
+    test_server_start(s);
     assert_string_equal(key, s->key);
     assert_string_equal(auth, s->auth);
 }
@@ -490,7 +294,7 @@ static int s_teardown(void **state)
 {
     server_t *s = *state;
     if (s != NULL)
-        s_server_destroy(&s);
+        test_server_destroy(&s);
     *state = NULL;
     return 0;
 }

@@ -96,15 +96,6 @@ int api_param(const api_request_t *req, const char *name, char *out, size_t size
     return -1;
 }
 
-bool api_wants_html(const api_request_t *req)
-{
-    char accept[512];
-    if (api_header(req, "accept", accept, sizeof(accept)) != 0)
-        return false;
-    /* Browsers list text/html first; programs ask for JSON or send nothing. */
-    return strncasecmp(accept, "text/html", 9) == 0;
-}
-
 void api_reply_init(api_reply_t *reply)
 {
     memset(reply, 0, sizeof(*reply));
@@ -148,6 +139,18 @@ int api_reply_problem(api_reply_t *reply, const api_request_t *req, int status, 
     if (req && req->request_id[0])
         json_object_set_new(p, "request_id", json_string(req->request_id));
     int rc = api_reply_json(reply, status, p);
+    reply->content_type = PROBLEM_CONTENT_TYPE;
+    return rc;
+}
+
+int api_reply_problem_object(api_reply_t *reply, const api_request_t *req, json_t *problem)
+{
+    if (problem == NULL)
+        return -1;
+    if (req && req->request_id[0])
+        json_object_set_new(problem, "request_id", json_string(req->request_id));
+    int status = (int)json_integer_value(json_object_get(problem, "status"));
+    int rc = api_reply_json(reply, status, problem);
     reply->content_type = PROBLEM_CONTENT_TYPE;
     return rc;
 }

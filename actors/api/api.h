@@ -32,7 +32,7 @@ typedef struct {
     size_t body_len;
     int header_count;
     char header_name[API_REPLY_HEADERS][48];
-    char header_value[API_REPLY_HEADERS][512];
+    char header_value[API_REPLY_HEADERS][2048]; /* a Link header with four page uris fits */
 } api_reply_t;
 
 /** Decodes a request frame. 0 or -1 with err. */
@@ -50,9 +50,6 @@ int api_param(const api_request_t *req, const char *name, char *out, size_t size
 /** Percent-decodes `in` (len bytes, '+' is a space) into out. -1 on bad escapes, NUL bytes or overflow. */
 int api_url_decode(const char *in, size_t len, char *out, size_t size);
 
-/** True if the request's Accept header prefers text/html (a browser at the address bar). */
-bool api_wants_html(const api_request_t *req);
-
 void api_reply_init(api_reply_t *reply);
 void api_reply_reset(api_reply_t *reply);
 
@@ -65,6 +62,12 @@ int api_reply_take(api_reply_t *reply, int status, const char *content_type, cha
 /** Sets an RFC 9457 problem body; `instance` is the request path. 0 or -1. */
 int api_reply_problem(api_reply_t *reply, const api_request_t *req, int status, const char *slug, const char *title,
                       const char *detail);
+
+/**
+ * Sets a problem built with problem_new (the reference is stolen), adding the request id; for
+ * problems that carry more than a detail, such as the per-field "errors" of a 422. 0 or -1.
+ */
+int api_reply_problem_object(api_reply_t *reply, const api_request_t *req, json_t *problem);
 
 /** Adds a response header. 0, or -1 when the table is full or a value is too long. */
 int api_reply_header(api_reply_t *reply, const char *name, const char *value);

@@ -2,7 +2,14 @@
 
 #include <stdio.h>
 
+#include "actors/store/resource.h"
 #include "common/json_writer.h"
+
+const resource_def_t *const resource_defs[] = {
+    &res_campaigns, &res_messages,           &res_scripts,       &res_script_texts,  &res_questions, &res_possible_responses,
+    &res_notes,     &res_transfers,          &res_custom_fields, &res_caller_groups, &res_callers,   &res_blocked_numbers,
+    &res_lists,     &res_list_import_errors, &res_numbers,       &res_leads,         NULL,
+};
 
 static void s_link(json_writer_t *w, const api_request_t *req, const char *name, const char *path)
 {
@@ -35,7 +42,15 @@ void resource_root(const route_ctx_t *ctx, const auth_account_t *account, const 
     json_writer_array_end(&w);
     json_writer_key(&w, "resources");
     json_writer_array_begin(&w);
+    for (const resource_def_t *const *d = resource_defs; *d; d++) {
+        if ((*d)->parent == NULL) {
+            char path[128];
+            snprintf(path, sizeof(path), "/v1/%s", (*d)->collection);
+            s_link(&w, req, (*d)->collection, path);
+        }
+    }
     s_link(&w, req, "health", "/v1/health");
+    s_link(&w, req, "openapi", "/v1/openapi.json");
     json_writer_array_end(&w);
     json_writer_object_end(&w);
     char *body = json_writer_finish(&w, &len);

@@ -1,12 +1,13 @@
 /*
- * The store's API surface: authentication first, then a table of (method, path pattern,
- * handler). Each resource adds its rows to the table in routes.c and its handlers in a file of
- * its own.
+ * The store's API surface: authentication first, then the path is matched against every
+ * resource description (actors/store/resource.h) and the method picks the generic handler or
+ * the resource's action.
  */
 #ifndef IMPACT_STORE_ROUTES_H
 #define IMPACT_STORE_ROUTES_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 #include "actors/api/api.h"
 #include "actors/store/auth.h"
@@ -14,9 +15,19 @@
 typedef struct {
     PGconn *conn;
     auth_cache_t *auth;
+    bool in_transaction; /* the request already runs in a transaction (Idempotency-Key) */
 } route_ctx_t;
 
 /** Fills `reply` for `req`: always a complete answer (2xx, problem, or 503 on database failure). */
 void routes_dispatch(const route_ctx_t *ctx, const api_request_t *req, api_reply_t *reply);
+
+typedef void(routes_describe_fn)(void *arg, const char *method, const char *pattern);
+
+/**
+ * Calls fn for every (method, path pattern) the store answers, patterns written as in OpenAPI
+ * ("/v1/scripts/{script_id}/questions/{id}"). HEAD is implied by GET and not listed. The
+ * OpenAPI agreement test compares this list with schemas/openapi.yaml both ways.
+ */
+void routes_describe(routes_describe_fn *fn, void *arg);
 
 #endif

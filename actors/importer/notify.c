@@ -1,0 +1,109 @@
+#include "actors/importer/notify.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+/* Loopback, private, link-local, CGNAT, multicast and unspecified addresses, v4 and v6. */
+static bool s_is_private(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+        return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 16) == 0xa9fe || (a >> 20) == 0xac1 ||
+               (a >> 16) == 0xc0a8 || (a >> 22) == (100u << 2 | 1) || (a >> 28) == 0xe || a == 0xffffffff;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            struct sockaddr_in v4 = {.sin_family = AF_INET};
+            memcpy(&v4.sin_addr, a->s6_addr + 12, 4);
+            return s_is_private((const struct sockaddr *)&v4);
+        }
+        return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LINKLOCAL(a) || IN6_IS_ADDR_SITELOCAL(a) ||
+               IN6_IS_ADDR_MULTICAST(a) || (a->s6_addr[0] & 0xfe) == 0xfc;
+    }
+    return true;
+}
+
+static curl_socket_t s_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *address)
+{
+    bool allow_private = *(bool *)arg;
+    if (!allow_private && s_is_private(&address->addr))
+        return CURL_SOCKET_BAD;
+    return socket(address->family, address->socktype, address->protocol);
+}
+
+static size_t s_discard(char *data, size_t size, size_t n, void *arg)
+{
+    return size * n;
+}
+
+/* One POST; the outcome as text for notify_status. true on a 2xx. */
+static bool s_post(const char *url, const char *body, bool allow_private, char *outcome, size_t size)
+{
+    CURL *curl = curl_easy_init();
+    if (curl == NULL) {
+        snprintf(outcome, size, "failed: out of memory");
+        return false;
+    }
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    headers = curl_slist_append(headers, "User-Agent: impactd/" IMPACT_VERSION);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)NOTIFY_TIMEOUT_MS);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_discard);
+    curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, s_open_socket);
+    curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, &allow_private);
+    CURLcode rc = curl_easy_perform(curl);
+    long status = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    if (rc == CURLE_COULDNT_CONNECT && !allow_private)
+        snprintf(outcome, size, "failed: could not connect (private addresses are refused)");
+    else if (rc != CURLE_OK)
+        snprintf(outcome, size, "failed: %s", curl_easy_strerror(rc));
+    else
+        snprintf(outcome, size, "%s: HTTP %ld", status >= 200 && status < 300 ? "delivered" : "failed", status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    return rc == CURLE_OK && status >= 200 && status < 300;
+}
+
+void notify_list_finished(PGconn *conn, int64_t list_id, const char *url, bool allow_private)
+{
+    char list[24], outcome[256] = "failed: no body";
+    snprintf(list, sizeof(list), "%" PRId64, list_id);
+    const char *p[] = {list, outcome};
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT json_build_object('type', 'list.import.' || status, 'occurred_at', "
+                                 "to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), 'data', "
+                                 "json_build_object('id', id, 'path', '/v1/lists/' || id, 'name', name, 'external_id', external_id, "
+                                 "'campaign_id', campaign_id, 'status', status, 'rows_total', rows_total, 'rows_imported', "
+                                 "rows_imported, 'rows_invalid', rows_invalid, 'rows_duplicate', rows_duplicate, 'rows_blocked', "
+                                 "rows_blocked, 'rows_removed', rows_removed, 'failure', failure))::text FROM lists WHERE id = $1",
+                                 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        const char *body = PQgetvalue(res, 0, 0);
+        /* Quick retries only: a receiver down for longer sees the list's state through the API. */
+        static const int backoff_ms[NOTIFY_ATTEMPTS] = {0, 500, 2000};
+        for (int attempt = 0; attempt < NOTIFY_ATTEMPTS; attempt++) {
+            usleep((useconds_t)backoff_ms[attempt] * 1000);
+            if (s_post(url, body, allow_private, outcome, sizeof(outcome)))
+                break;
+        }
+    }
+    PQclear(res);
+    log_line(strncmp(outcome, "delivered", 9) == 0 ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, NULL, "list=%s notification %s", list, outcome);
+    PQclear(PQexecParams(conn, "UPDATE lists SET notified_at = now(), notify_status = $2 WHERE id = $1", 2, NULL, p, NULL, NULL, 0));
+}

@@ -1,0 +1,3 @@
+# The admin REST API (issue 3), end to end against the real impactd.
+impact_add_test(NAME test_admin_api SOURCES test_admin_api.c LIBS impact_store impact_test_support Threads::Threads TIMEOUT 300 LABELS integration)
+impact_add_test(NAME test_import SOURCES test_import.c LIBS impact_test_support Threads::Threads TIMEOUT 600 LABELS integration)
