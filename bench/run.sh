@@ -12,7 +12,7 @@ for arg in "$@"; do
         *) names+=("$arg") ;;
     esac
 done
-[ ${#names[@]} -gt 0 ] || names=(api shm)
+[ ${#names[@]} -gt 0 ] || names=(api shm import)
 
 scripts/setup.sh release
 export BENCH_QUICK=$quick BENCH_BIN="$PWD/build/bin" BENCH_RESULTS="$PWD/bench/results"

@@ -158,11 +158,6 @@ static inline size_t s_run(csv_reader_t *r, const unsigned char *p, size_t i, si
         return j;
     }
     char *out = r->buf + r->buf_len - i;
-    /* Four bytes a step first: a tenth fewer instructions on lead lists than byte by byte. */
-    while (stop - j >= 4 && !((cls[p[j]] | cls[p[j + 1]] | cls[p[j + 2]] | cls[p[j + 3]]) & mask)) {
-        memcpy(out + j, p + j, 4);
-        j += 4;
-    }
     while (j < stop && !(cls[p[j]] & mask)) {
         out[j] = (char)p[j];
         j++;

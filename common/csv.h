@@ -41,25 +41,30 @@
  *     inside quoted fields included, its own line ending excluded). Nothing the reader holds
  *     grows with the input: it allocates max_row_bytes + max_fields bytes and max_fields field
  *     slots once, in csv_reader_new, and never allocates again.
- * Recovery: after any error the rest of the row is parsed as usual but not stored, so the reader
- * resynchronises at the row's true end. A row that grows past max_row_bytes outside quotes is
- * CSV_E_ROW_TOO_LONG and is skipped the same way, to its true end. A row that grows past
- * max_row_bytes inside a quoted field is taken to hold a quote that is never closed (an
- * unbalanced quote would otherwise swallow the rest of the file): it is CSV_E_UNTERMINATED_QUOTE
- * and everything up to and including the next line ending, quotes or not, is discarded. The
- * rows between the opening quote and that point are lost (reported as this one error row); at
- * most max_row_bytes of input is lost that way. The end of input inside a quoted field is
- * CSV_E_UNTERMINATED_QUOTE too.
+ * The first error met in a row is the one reported, except CSV_E_UNTERMINATED_QUOTE, which
+ * replaces any other because it explains the rows that went missing.
+ *
+ * Recovery: after an error the rest of the row is parsed as usual (after CSV_E_QUOTE, the rest
+ * of that field as unquoted) but not stored, so the reader resynchronises at the row's true end.
+ * A row that grows past max_row_bytes outside quotes is CSV_E_ROW_TOO_LONG and is skipped the
+ * same way, to its true end (a quoted field met while skipping is bounded by max_row_bytes
+ * again). A row that grows past max_row_bytes inside a quoted field is taken to hold a quote
+ * that is never closed (an unbalanced quote would otherwise swallow the rest of the file): it is
+ * CSV_E_UNTERMINATED_QUOTE, and everything up to and including the next line ending, quotes or
+ * not, is discarded. The lines between the opening quote and that point are lost, reported as
+ * that one error row: at most max_row_bytes plus the rest of one line. At the end of input a
+ * quoted field still open is CSV_E_UNTERMINATED_QUOTE too, and the error row holds everything
+ * from the start of its record.
  *
  * Checkpoints: csv_reader_position() is where parsing may resume. Its offset is the stream
- * offset just past the line ending of the last row delivered (past its last byte at the end of
- * input), 0 (or the resumed offset) before the first: every byte before it belongs to rows
- * already delivered, and no byte after it does. Blank lines after the last row are not included,
- * the next row's parse covers them. A new reader given that position with csv_reader_resume()
- * and fed the stream from that offset delivers exactly the rows not yet delivered, with the same
- * line and record numbers and offsets. Inside the callback it already names the point past the
- * row being delivered, so a checkpoint stored with a row's effects is the place to resume after
- * a crash.
+ * offset just past the line ending of the last row delivered (CRLF counting as one; past the
+ * row's last byte at the end of input), and 0, or the resumed offset, before the first row. Every
+ * byte before it belongs to rows already delivered (or to the BOM and blank lines before them),
+ * and no byte after it does: blank lines after the last row are left to the next row's parse. A
+ * new reader given that position with csv_reader_resume() and fed the stream from that offset
+ * delivers exactly the rows not yet delivered, with the same line and record numbers and
+ * offsets. Inside the callback it already names the point past the row being delivered, so the
+ * position stored in the same transaction as a row's effects is where to resume after a crash.
  *
  * Not thread-safe; a callback must not call back into the reader that called it except for
  * csv_reader_offset and csv_reader_position.

@@ -13,6 +13,7 @@
  */
 #include "http/ratelimit.h"
 
+#include <endian.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -53,62 +54,61 @@ struct st_http_rl_t {
 
 /* ---- SipHash-2-4 ------------------------------------------------------------------------------ */
 
-static uint64_t s_rotl(uint64_t x, int b)
-{
-    return (x << b) | (x >> (64 - b));
-}
+#define HTTP_RL_ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+/* A macro over the caller's v0..v3 rather than a function over an array: the compiler then keeps
+ * the state in registers, which makes the hash several times faster. */
+#define HTTP_RL_SIPROUND                                                                                                           \
+    do {                                                                                                                           \
+        v0 += v1;                                                                                                                  \
+        v1 = HTTP_RL_ROTL(v1, 13);                                                                                                 \
+        v1 ^= v0;                                                                                                                  \
+        v0 = HTTP_RL_ROTL(v0, 32);                                                                                                 \
+        v2 += v3;                                                                                                                  \
+        v3 = HTTP_RL_ROTL(v3, 16);                                                                                                 \
+        v3 ^= v2;                                                                                                                  \
+        v0 += v3;                                                                                                                  \
+        v3 = HTTP_RL_ROTL(v3, 21);                                                                                                 \
+        v3 ^= v0;                                                                                                                  \
+        v2 += v1;                                                                                                                  \
+        v1 = HTTP_RL_ROTL(v1, 17);                                                                                                 \
+        v1 ^= v2;                                                                                                                  \
+        v2 = HTTP_RL_ROTL(v2, 32);                                                                                                 \
+    } while (0)
 
 static uint64_t s_le64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void s_sipround(uint64_t v[4])
-{
-    v[0] += v[1];
-    v[1] = s_rotl(v[1], 13);
-    v[1] ^= v[0];
-    v[0] = s_rotl(v[0], 32);
-    v[2] += v[3];
-    v[3] = s_rotl(v[3], 16);
-    v[3] ^= v[2];
-    v[0] += v[3];
-    v[3] = s_rotl(v[3], 21);
-    v[3] ^= v[0];
-    v[2] += v[1];
-    v[1] = s_rotl(v[1], 17);
-    v[1] ^= v[2];
-    v[2] = s_rotl(v[2], 32);
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return le64toh(v);
 }
 
 uint64_t http_rl_siphash(const uint8_t key[16], const void *data, size_t len)
 {
     const uint8_t *in = data;
     uint64_t k0 = s_le64(key), k1 = s_le64(key + 8);
-    uint64_t v[4] = {k0 ^ UINT64_C(0x736f6d6570736575), k1 ^ UINT64_C(0x646f72616e646f6d), k0 ^ UINT64_C(0x6c7967656e657261),
-                     k1 ^ UINT64_C(0x7465646279746573)};
+    uint64_t v0 = k0 ^ UINT64_C(0x736f6d6570736575), v1 = k1 ^ UINT64_C(0x646f72616e646f6d);
+    uint64_t v2 = k0 ^ UINT64_C(0x6c7967656e657261), v3 = k1 ^ UINT64_C(0x7465646279746573);
     size_t whole = len - len % 8;
     for (size_t i = 0; i < whole; i += 8) {
         uint64_t m = s_le64(in + i);
-        v[3] ^= m;
-        s_sipround(v);
-        s_sipround(v);
-        v[0] ^= m;
+        v3 ^= m;
+        HTTP_RL_SIPROUND;
+        HTTP_RL_SIPROUND;
+        v0 ^= m;
     }
     uint64_t last = (uint64_t)len << 56;
     for (size_t i = 0; i < len % 8; i++)
         last |= (uint64_t)in[whole + i] << (8 * i);
-    v[3] ^= last;
-    s_sipround(v);
-    s_sipround(v);
-    v[0] ^= last;
-    v[2] ^= 0xff;
-    for (int i = 0; i < 4; i++)
-        s_sipround(v);
-    return v[0] ^ v[1] ^ v[2] ^ v[3];
+    v3 ^= last;
+    HTTP_RL_SIPROUND;
+    HTTP_RL_SIPROUND;
+    v0 ^= last;
+    v2 ^= 0xff;
+    HTTP_RL_SIPROUND;
+    HTTP_RL_SIPROUND;
+    HTTP_RL_SIPROUND;
+    HTTP_RL_SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
 }
 
 /* ---- identities ------------------------------------------------------------------------------- */

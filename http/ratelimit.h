@@ -101,7 +101,8 @@ void http_rl_destroy(http_rl_t **self_p);
  * Charges one request. With a key (not NULL) the pair's bucket decides; a pair not in the table
  * is first charged to the address's bucket and, when that one is empty, refused without taking
  * a way. Without a key the address's bucket decides. Thread-safe.
- * @param key, secret NUL-free bytes (as http_rl_credentials leaves them); key NULL: none
+ * @param key, secret as http_rl_credentials leaves them (at most HTTP_RL_KEY_MAX and
+ *        HTTP_RL_SECRET_MAX bytes; longer ones are cut); key NULL: none
  * @param peer the client's address; NULL or an unknown family share one bucket
  */
 void http_rl_take(http_rl_t *self, const char *key, size_t key_len, const char *secret, size_t secret_len,

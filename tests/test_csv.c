@@ -750,7 +750,7 @@ static void test_fuzz_random_bytes(void **state)
     s_rand_state = 42;
     char input[160];
     size_t rows = 0, errors = 0;
-    for (int iter = 0; iter < 1500; iter++) {
+    for (int iter = 0; iter < 1600; iter++) {
         size_t len = s_rand_below(sizeof(input));
         if (iter % 2 == 0) {
             for (size_t i = 0; i < len; i++)

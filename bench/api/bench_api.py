@@ -6,6 +6,7 @@ Measures peak requests/s over HTTP/1.1 (wrk), h2c and h2 over TLS (h2load), late
 half of each path's own peak (h2load --rps with a per-request log), and cold start of an
 existing data dir to the first 200 on GET /v1.
 """
+import json
 import os
 import pathlib
 import re
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import benchlib  # noqa: E402
@@ -105,6 +107,21 @@ def main():
              "baseline": b99, "ratio": p99 / b99 if b99 else None, "target": "< 5 ms"},
             {"name": "cold start to first 200 on GET /v1 (existing data dir)", "value": round(cold_start_ms),
              "unit": "ms", "target": "< 3000 ms"},
+        ]
+        # A DB-backed read: one campaign, read through the store's resource engine and PostgreSQL.
+        request = urllib.request.Request(server.url("/v1/campaigns"), data=json.dumps({"name": "Bench"}).encode(),
+                                         headers=dict(headers, **{"content-type": "application/json"}), method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            campaign = json.loads(response.read())["id"]
+        path = f"/v1/campaigns/{campaign}"
+        db_peak = benchlib.median([h2load(server.url(path), headers, ["-n", str(REQUESTS), "-m", "10"]) for _ in range(RUNS)])
+        d50, d99 = latency_at(server.url(path), headers, db_peak / 2)
+        metrics += [
+            {"name": "GET /v1/campaigns/{id} req/s (h2c, PostgreSQL read)", "value": round(db_peak), "unit": "req/s",
+             "baseline": round(api_peak), "ratio": db_peak / api_peak},
+            {"name": f"GET /v1/campaigns/{{id}} p99 at half peak ({round(db_peak / 2)} req/s, h2c)", "value": d99,
+             "unit": "ms", "target": "< 5 ms"},
+            {"name": f"GET /v1/campaigns/{{id}} p50 at half peak ({round(db_peak / 2)} req/s, h2c)", "value": d50, "unit": "ms"},
         ]
         benchlib.write_result("api", metrics, RUNS, notes=[
             f"Load generators (h2load, wrk; {CLIENTS} connections, 1 thread) share the machine's cores with impactd.",
