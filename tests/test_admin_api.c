@@ -117,6 +117,136 @@ static int s_teardown(void **state)
     return 0;
 }
 
+/* ---- every resource's lifecycle, through JSON and through forms ------------------------------- */
+
+typedef struct {
+    const char *collection; /* may hold %s for the parent path */
+    const char *create_json, *create_form;
+    const char *update_json, *update_form; /* NULL: the resource is never edited */
+    const char *field, *updated;           /* a string field and its value after the update */
+    bool archivable;
+} lifecycle_t;
+
+/* Create (JSON, then form), read, find in the list, update (JSON, then form), delete or archive
+ * (then restore), and check each step's effect. */
+static void s_lifecycle(const lifecycle_t *l, const char *parent)
+{
+    char collection[256];
+    snprintf(collection, sizeof(collection), l->collection, parent);
+    for (int form = 0; form < 2; form++) {
+        json_t *made = form ? s_form(&g_dev, "POST", collection, l->create_form, 201)
+                            : s_json(&g_dev, "POST", collection, l->create_json, 201);
+        char item[300];
+        snprintf(item, sizeof(item), "%s", s_path_of(s_str(made, "uri")));
+        assert_non_null(s_str(made, "name"));
+        assert_true(json_is_array(json_object_get(made, "actions")));
+        assert_true(json_is_array(json_object_get(made, "resources")));
+        json_t *read = s_json(&g_dev, "GET", item, NULL, 200);
+        assert_true(json_equal(json_object_get(read, "id"), json_object_get(made, "id")));
+        json_decref(read);
+
+        char listing[400];
+        snprintf(listing, sizeof(listing), "%s?per_page=100", collection);
+        json_t *page = s_json(&g_dev, "GET", listing, NULL, 200);
+        bool listed = false;
+        size_t i;
+        json_t *row;
+        json_array_foreach(json_object_get(page, "items"), i, row) listed =
+            listed || json_equal(json_object_get(row, "id"), json_object_get(made, "id"));
+        assert_true(listed);
+        json_decref(page);
+
+        if (l->update_json) {
+            json_t *updated =
+                form ? s_form(&g_dev, "PATCH", item, l->update_form, 200) : s_json(&g_dev, "PATCH", item, l->update_json, 200);
+            assert_string_equal(s_str(updated, l->field), l->updated);
+            json_decref(updated);
+            updated = s_json(&g_dev, "GET", item, NULL, 200);
+            assert_string_equal(s_str(updated, l->field), l->updated);
+            json_decref(updated);
+        }
+        if (l->archivable) {
+            json_t *archived = s_json(&g_dev, "DELETE", item, NULL, 200);
+            assert_false(json_is_null(json_object_get(archived, "archived_at")));
+            json_decref(archived);
+            char restore[320];
+            snprintf(restore, sizeof(restore), "%s/restore", item);
+            json_t *restored = s_json(&g_dev, "POST", restore, NULL, 200);
+            assert_true(json_is_null(json_object_get(restored, "archived_at")));
+            json_decref(restored);
+        } else {
+            json_decref(s_json(&g_dev, "DELETE", item, NULL, 204));
+            json_decref(s_json(&g_dev, "GET", item, NULL, 404));
+            json_decref(s_json(&g_dev, "DELETE", item, NULL, 404));
+        }
+        json_decref(made);
+    }
+}
+
+static void test_every_resource_lifecycle(void **state)
+{
+    json_t *campaign = s_json(&g_dev, "POST", "/v1/campaigns", "{\"name\": \"Lifecycle\"}", 201);
+    json_t *script = s_json(&g_dev, "POST", "/v1/scripts", "{\"name\": \"Lifecycle script\"}", 201);
+    char script_path[64], question_path[128], body[256], form[256];
+    snprintf(script_path, sizeof(script_path), "/v1/scripts/%" PRId64, s_id(script));
+    snprintf(body, sizeof(body), "%s/questions", script_path);
+    json_t *question = s_json(&g_dev, "POST", body, "{\"text\": \"Q\"}", 201);
+    snprintf(question_path, sizeof(question_path), "%s/questions/%" PRId64, script_path, s_id(question));
+
+    static const lifecycle_t plain[] = {
+        {"/v1/campaigns%s", "{\"name\": \"C json\"}", "name=C+form", "{\"name\": \"C2\"}", "name=C2", "name", "C2", true},
+        {"/v1/scripts%s", "{\"name\": \"S json\"}", "name=S+form", "{\"name\": \"S2\"}", "name=S2", "name", "S2", true},
+        {"/v1/custom_fields%s", "{\"name\": \"cf_json\"}", "name=cf_form", NULL, NULL, NULL, NULL, false},
+        {"/v1/blocked_numbers%s", "{\"number\": \"+1 646 555 0190\"}", "number=%2B1+646+555+0191", "{\"note\": \"dnc\"}",
+         "note=dnc", "note", "dnc", false},
+    };
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+        s_lifecycle(&plain[i], "");
+
+    static const lifecycle_t nested[] = {
+        {"%s/script_texts", "{\"content\": \"Hello\"}", "content=Hello", "{\"content\": \"Bye\"}", "content=Bye", "content", "Bye",
+         false},
+        {"%s/questions", "{\"text\": \"Q1\"}", "text=Q1", "{\"text\": \"Q2\"}", "text=Q2", "text", "Q2", false},
+        {"%s/notes", "{\"label\": \"N1\"}", "label=N1", "{\"label\": \"N2\"}", "label=N2", "label", "N2", false},
+        {"%s/transfers", "{\"label\": \"T1\", \"phone_number\": \"+1 312 555 0100\"}", "label=T1&phone_number=3125550100",
+         "{\"transfer_type\": \"cold\"}", "transfer_type=cold", "transfer_type", "cold", false},
+    };
+    for (size_t i = 0; i < sizeof(nested) / sizeof(nested[0]); i++)
+        s_lifecycle(&nested[i], script_path);
+    static const lifecycle_t responses = {"%s/possible_responses",
+                                          "{\"value\": \"Yes\"}",
+                                          "value=No",
+                                          "{\"value\": \"Maybe\"}",
+                                          "value=Maybe",
+                                          "value",
+                                          "Maybe",
+                                          false};
+    s_lifecycle(&responses, question_path);
+
+    snprintf(body, sizeof(body), "{\"name\": \"G json\", \"campaign_id\": %" PRId64 "}", s_id(campaign));
+    snprintf(form, sizeof(form), "name=G+form&campaign_id=%" PRId64, s_id(campaign));
+    lifecycle_t groups = {"/v1/caller_groups%s", body, form, "{\"name\": \"G2\"}", "name=G2", "name", "G2", false};
+    s_lifecycle(&groups, "");
+    lifecycle_t callers = {"/v1/callers%s",
+                           "{\"username\": \"life_json\", \"password\": \"a long password\"}",
+                           "username=life_form&password=a+long+password",
+                           "{\"name\": \"Lin\"}",
+                           "name=Lin",
+                           "name",
+                           "Lin",
+                           true};
+    s_lifecycle(&callers, "");
+    snprintf(body, sizeof(body), "{\"name\": \"L json\", \"campaign_id\": %" PRId64 ", \"column_map\": {\"P\": \"phone\"}}",
+             s_id(campaign));
+    snprintf(form, sizeof(form), "name=L+form&campaign_id=%" PRId64 "&column_map=%%7B%%22P%%22%%3A%%22phone%%22%%7D",
+             s_id(campaign));
+    lifecycle_t lists = {"/v1/lists%s", body, form, "{\"name\": \"L2\"}", "name=L2", "name", "L2", false};
+    s_lifecycle(&lists, "");
+    json_decref(question);
+    json_decref(script);
+    json_decref(campaign);
+}
+
 /* ---- campaigns ---------------------------------------------------------------------------- */
 
 static void test_campaign_lifecycle(void **state)
@@ -547,7 +677,14 @@ static void test_no_cross_account_access(void **state)
     json_t *caller = s_json(&g_dev, "POST", "/v1/callers", "{\"username\": \"private\", \"password\": \"private password\"}", 201);
     json_t *blocked = s_json(&g_dev, "POST", "/v1/blocked_numbers", "{\"number\": \"+1 202 555 0188\"}", 201);
     json_t *field = s_json(&g_dev, "POST", "/v1/custom_fields", "{\"name\": \"ward\"}", 201);
-    json_t *owned[] = {campaign, script, question, group, caller, blocked, field};
+    snprintf(body, sizeof(body), "{\"name\": \"Private list\", \"campaign_id\": %" PRId64 ", \"column_map\": {\"P\": \"phone\"}}",
+             s_id(campaign));
+    json_t *list = s_json(&g_dev, "POST", "/v1/lists", body, 201);
+    snprintf(path, sizeof(path), "/v1/scripts/%" PRId64 "/script_texts", s_id(script));
+    json_t *text = s_json(&g_dev, "POST", path, "{\"content\": \"Private text\"}", 201);
+    snprintf(path, sizeof(path), "/v1/scripts/%" PRId64 "/questions/%" PRId64 "/possible_responses", s_id(script), s_id(question));
+    json_t *response = s_json(&g_dev, "POST", path, "{\"value\": \"Private answer\"}", 201);
+    json_t *owned[] = {campaign, script, question, group, caller, blocked, field, list, text, response};
 
     for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
         const char *item = s_path_of(s_str(owned[i], "uri"));
@@ -560,13 +697,24 @@ static void test_no_cross_account_access(void **state)
     }
     snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/start", s_id(campaign));
     json_decref(s_json(&g_other, "POST", path, NULL, 404));
+    snprintf(path, sizeof(path), "/v1/lists/%" PRId64 "/upload", s_id(list));
+    json_decref(s_call(&g_other, "POST", path, "text/csv", "P\n2125550100\n", 404));
+    snprintf(path, sizeof(path), "/v1/lists/%" PRId64 "/import", s_id(list));
+    json_decref(s_json(&g_other, "POST", path, NULL, 404));
+    snprintf(path, sizeof(path), "/v1/lists/%" PRId64 "/import_errors", s_id(list));
+    json_decref(s_json(&g_other, "GET", path, NULL, 404));
+    snprintf(body, sizeof(body), "{\"name\": \"Steal\", \"campaign_id\": %" PRId64 ", \"column_map\": {\"P\": \"phone\"}}",
+             s_id(campaign));
+    json_t *p = s_json(&g_other, "POST", "/v1/lists", body, 422);
+    s_assert_error_names(p, "campaign_id");
+    json_decref(p);
     snprintf(path, sizeof(path), "/v1/scripts/%" PRId64 "/notes", s_id(script));
     json_decref(s_json(&g_other, "POST", path, "{\"label\": \"x\"}", 404));
     json_decref(s_json(&g_other, "GET", path, NULL, 404));
 
     /* References across accounts are refused by name. */
     snprintf(body, sizeof(body), "{\"name\": \"Steal\", \"campaign_id\": %" PRId64 "}", s_id(campaign));
-    json_t *p = s_json(&g_other, "POST", "/v1/caller_groups", body, 422);
+    p = s_json(&g_other, "POST", "/v1/caller_groups", body, 422);
     s_assert_error_names(p, "campaign_id");
     json_decref(p);
     snprintf(body, sizeof(body), "{\"name\": \"Steal\", \"script_id\": %" PRId64 "}", s_id(script));
@@ -575,8 +723,15 @@ static void test_no_cross_account_access(void **state)
     json_decref(p);
 
     /* The other account's lists never show the dev account's rows. */
-    const char *collections[] = {"/v1/campaigns?q=Private", "/v1/scripts?q=Private", "/v1/callers?q=private",
-                                 "/v1/blocked_numbers?number=%2B12025550188", "/v1/custom_fields?q=ward"};
+    const char *collections[] = {"/v1/campaigns?q=Private",
+                                 "/v1/scripts?q=Private",
+                                 "/v1/callers?q=private",
+                                 "/v1/blocked_numbers?number=%2B12025550188",
+                                 "/v1/custom_fields?q=ward",
+                                 "/v1/lists?q=Private",
+                                 "/v1/numbers",
+                                 "/v1/leads",
+                                 "/v1/messages"};
     for (size_t i = 0; i < sizeof(collections) / sizeof(collections[0]); i++)
         assert_int_equal(s_total(&g_other, collections[i]), 0);
     for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
@@ -640,6 +795,19 @@ static void test_bad_input_changes_nothing(void **state)
         {"/v1/callers", "application/json", "{\"username\": \"u\", \"password\": \"long enough\", \"caller_group_id\": 99999999}",
          422, "caller_group_id"},
         {"/v1/caller_groups", "application/json", "{\"name\": \"g\"}", 422, "campaign_id"},
+        /* lists */
+        {"/v1/lists", "application/json", "{\"name\": \"l\", \"campaign_id\": 1}", 422, "column_map"},
+        {"/v1/lists", "application/json", "{\"name\": \"l\", \"campaign_id\": 1, \"column_map\": [\"phone\"]}", 422, "column_map"},
+        {"/v1/lists", "application/json", "{\"name\": \"l\", \"campaign_id\": 1, \"column_map\": {\"P\": 5}}", 422, "column_map"},
+        {"/v1/lists", "application/json",
+         "{\"name\": \"l\", \"campaign_id\": 1, \"column_map\": {\"P\": \"phone\"}, \"separator\": \"#\"}", 422, "separator"},
+        {"/v1/lists", "application/json",
+         "{\"name\": \"l\", \"campaign_id\": 1, \"column_map\": {\"P\": \"phone\"}, \"webhook_url\": \"ftp://example.org/x\"}", 422,
+         "webhook_url"},
+        {"/v1/lists", "application/json",
+         "{\"name\": \"l\", \"campaign_id\": 1, \"column_map\": {\"P\": \"phone\"}, \"purpose\": \"merge\"}", 422, "purpose"},
+        {"/v1/lists", "application/json",
+         "{\"name\": \"l\", \"campaign_id\": 1, \"column_map\": {\"P\": \"phone\"}, \"status\": \"completed\"}", 422, "status"},
         /* blocked numbers */
         {"/v1/blocked_numbers", "application/json", "{\"number\": \"12\"}", 422, "number"},
         {"/v1/blocked_numbers", "application/json", "{\"number\": 12125550100}", 422, "number"},
@@ -647,10 +815,12 @@ static void test_bad_input_changes_nothing(void **state)
         {"/v1/blocked_numbers/bulk", "application/json", "{\"numbers\": [\"+12125550100\"], \"campaign_id\": \"x\"}", 422,
          "campaign_id"},
     };
-    static const char *const counted[] = {"/v1/campaigns?archived=all", "/v1/scripts?archived=all", "/v1/custom_fields",
-                                          "/v1/callers?archived=all",   "/v1/caller_groups",        "/v1/blocked_numbers"};
-    int64_t before[6];
-    for (size_t i = 0; i < 6; i++)
+    static const char *const counted[] = {
+        "/v1/campaigns?archived=all", "/v1/scripts?archived=all", "/v1/custom_fields", "/v1/callers?archived=all",
+        "/v1/caller_groups",          "/v1/blocked_numbers",      "/v1/lists",         "/v1/messages?archived=all"};
+    enum { COUNTED = sizeof(counted) / sizeof(counted[0]) };
+    int64_t before[COUNTED];
+    for (size_t i = 0; i < COUNTED; i++)
         before[i] = s_total(&g_dev, counted[i]);
     char overlong[400];
     snprintf(overlong, sizeof(overlong), "{\"name\": \"%0250d\"}", 0);
@@ -663,8 +833,37 @@ static void test_bad_input_changes_nothing(void **state)
             s_assert_error_names(p, cases[i].field);
         json_decref(p);
     }
-    for (size_t i = 0; i < 6; i++)
+    for (size_t i = 0; i < COUNTED; i++)
         assert_int_equal(s_total(&g_dev, counted[i]), before[i]);
+
+    /* The parts of a script refuse bad values the same way. */
+    json_t *script = s_json(&g_dev, "POST", "/v1/scripts", "{\"name\": \"Bad parts\"}", 201);
+    json_t *question = NULL;
+    char path[200];
+    snprintf(path, sizeof(path), "/v1/scripts/%" PRId64 "/questions", s_id(script));
+    question = s_json(&g_dev, "POST", path, "{\"text\": \"Q\"}", 201);
+    const struct {
+        const char *suffix, *body, *field;
+    } parts[] = {
+        {"script_texts", "{\"content\": \"\"}", "content"},
+        {"script_texts", "{\"content\": \"x\", \"position\": -1}", "position"},
+        {"questions", "{}", "text"},
+        {"notes", "{\"label\": 7}", "label"},
+        {"transfers", "{\"label\": \"t\", \"phone_number\": \"12\"}", "phone_number"},
+        {"transfers", "{\"label\": \"t\", \"phone_number\": \"+13125550100\", \"transfer_type\": \"hot\"}", "transfer_type"},
+    };
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        snprintf(path, sizeof(path), "/v1/scripts/%" PRId64 "/%s", s_id(script), parts[i].suffix);
+        json_t *p = s_json(&g_dev, "POST", path, parts[i].body, 422);
+        s_assert_error_names(p, parts[i].field);
+        json_decref(p);
+    }
+    snprintf(path, sizeof(path), "/v1/scripts/%" PRId64 "/questions/%" PRId64 "/possible_responses", s_id(script), s_id(question));
+    json_t *p = s_json(&g_dev, "POST", path, "{\"value\": \"v\", \"keypad\": 10}", 422);
+    s_assert_error_names(p, "keypad");
+    json_decref(p);
+    json_decref(question);
+    json_decref(script);
 
     /* Unknown paths and methods, and malformed ids. */
     json_decref(s_json(&g_dev, "GET", "/v1/campaigns/abc", NULL, 404));
@@ -920,6 +1119,7 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_resource_lifecycle),
         cmocka_unit_test(test_campaign_lifecycle),
         cmocka_unit_test(test_campaign_through_a_form),
         cmocka_unit_test(test_messages_upload_and_play_back),
