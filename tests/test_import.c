@@ -256,6 +256,9 @@ static void test_import_normalises_dedupes_blocks_and_reports(void **state)
     assert_non_null(event);
     assert_string_equal(json_string_value(json_object_get(event, "type")), "list.import.completed");
     assert_int_equal(s_int(json_object_get(event, "data"), "rows_invalid"), 2);
+    json_t *inline_errors = json_object_get(json_object_get(event, "data"), "errors");
+    assert_int_equal(json_array_size(inline_errors), 2);
+    assert_int_equal(s_int(json_array_get(inline_errors, 0), "record"), 3);
     json_decref(event);
     snprintf(path, sizeof(path), "/v1/lists/%" PRId64, list);
     json_t *notified = NULL;

@@ -91,7 +91,10 @@ void notify_list_finished(PGconn *conn, int64_t list_id, const char *url, bool a
                                  "json_build_object('id', id, 'path', '/v1/lists/' || id, 'name', name, 'external_id', external_id, "
                                  "'campaign_id', campaign_id, 'status', status, 'rows_total', rows_total, 'rows_imported', "
                                  "rows_imported, 'rows_invalid', rows_invalid, 'rows_duplicate', rows_duplicate, 'rows_blocked', "
-                                 "rows_blocked, 'rows_removed', rows_removed, 'failure', failure))::text FROM lists WHERE id = $1",
+                                 "rows_blocked, 'rows_removed', rows_removed, 'failure', failure, 'errors_path', '/v1/lists/' || id || '/import_errors', "
+                                 "'errors', (SELECT coalesce(json_agg(json_build_object('record', e.record, 'line', e.line, 'message', "
+                                 "e.message) ORDER BY e.record), '[]') FROM (SELECT * FROM list_import_errors WHERE list_id = $1 "
+                                 "ORDER BY record LIMIT " NOTIFY_ERRORS_INLINE ") e)))::text FROM lists WHERE id = $1",
                                  1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         const char *body = PQgetvalue(res, 0, 0);

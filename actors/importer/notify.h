@@ -1,6 +1,6 @@
 /*
  * The upload notification of a list: one POST of the list's final state to its webhook_url when
- * its import ends. A small, direct delivery with a few quick retries and the outcome recorded on
+ * its import ends, with its first row errors (all of them are under errors_path). A small, direct delivery with a few quick retries and the outcome recorded on
  * the list (notified_at, notify_status); durable, signed event delivery with long retry
  * schedules is the fan-out actor's job.
  *
@@ -17,6 +17,7 @@
 
 #define NOTIFY_ATTEMPTS   3
 #define NOTIFY_TIMEOUT_MS 5000
+#define NOTIFY_ERRORS_INLINE "100" /* row errors carried in the body; the rest are at errors_path */
 
 /** Posts the list's state to `url` and records the outcome on the list. */
 void notify_list_finished(PGconn *conn, int64_t list_id, const char *url, bool allow_private);
