@@ -12,7 +12,11 @@ for arg in "$@"; do
         *) names+=("$arg") ;;
     esac
 done
-[ ${#names[@]} -gt 0 ] || names=(api shm import)
+if [ ${#names[@]} -eq 0 ]; then
+    for dir in bench/*/; do
+        [ -x "$dir/run.sh" ] && names+=("$(basename "$dir")")
+    done
+fi
 
 scripts/setup.sh release
 export BENCH_QUICK=$quick BENCH_BIN="$PWD/build/bin" BENCH_RESULTS="$PWD/bench/results"
