@@ -272,6 +272,10 @@ static void test_import_normalises_dedupes_blocks_and_reports(void **state)
     assert_string_equal(json_string_value(json_object_get(notified, "notify_status")), "delivered: HTTP 204");
     json_decref(notified);
 
+    /* A list whose leads exist cannot be deleted out from under them. */
+    snprintf(path, sizeof(path), "/v1/lists/%" PRId64, list);
+    json_decref(s_call("DELETE", path, NULL, NULL, 0, 409));
+
     /* Blocking a number afterwards blocks the imported one too. */
     json_decref(s_call("POST", "/v1/blocked_numbers", "application/json", "{\"number\": \"+44 20 7946 0958\"}", 0, 201));
     snprintf(path, sizeof(path), "/v1/numbers?campaign_id=%" PRId64 "&blocked=true", campaign);

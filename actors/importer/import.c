@@ -155,6 +155,11 @@ static int64_t s_count(PGconn *conn, const char *sql, int n, const char *const *
 
 /* ---- the batch ------------------------------------------------------------------------------ */
 
+/* Every join from the stage to numbers is a LATERAL subquery behind OFFSET 0, which keeps it a
+ * nested loop of index lookups (one per staged row). Left to itself the planner, seeing a
+ * freshly filled stage without statistics and a numbers table whose statistics lag the import,
+ * hashes every number of the campaign for each batch: quadratic in the size of the list. */
+
 /* Applies the staged rows for the list's purpose; fills the counts. 0 or -1. */
 static int s_apply(import_t *im, int64_t *duplicate, int64_t *blocked, int64_t *removed)
 {
@@ -194,8 +199,8 @@ static int s_apply(import_t *im, int64_t *duplicate, int64_t *blocked, int64_t *
         return -1;
     *duplicate = im->batch_valid - created;
     *blocked = s_count(im->conn,
-                       "SELECT count(*) FROM import_stage s JOIN numbers n ON n.campaign_id = $2 AND n.phone = s.phone "
-                       "WHERE n.blocked AND n.account_id = $1 AND $3::bigint IS NOT NULL",
+                       "SELECT count(*) FROM import_stage s CROSS JOIN LATERAL (SELECT blocked FROM numbers n WHERE n.campaign_id = $2 "
+                       "AND n.phone = s.phone AND n.account_id = $1 OFFSET 0) n WHERE n.blocked AND $3::bigint IS NOT NULL",
                        3, p);
     if (*blocked < 0)
         return -1;
@@ -208,7 +213,7 @@ static int s_apply(import_t *im, int64_t *duplicate, int64_t *blocked, int64_t *
              "INSERT INTO leads (account_id, campaign_id, number_id, list_id, %s) "
              "SELECT DISTINCT ON (s.custom_id) $1, $2, n.id, $3, s.custom_id, s.first_name, s.middle_name, s.last_name, s.suffix, "
              "s.email, s.address, s.city, s.state, s.zip_code, s.country, s.custom "
-             "FROM import_stage s JOIN numbers n ON n.campaign_id = $2 AND n.phone = s.phone "
+             "FROM import_stage s CROSS JOIN LATERAL (SELECT id, blocked FROM numbers n WHERE n.campaign_id = $2 AND n.phone = s.phone OFFSET 0) n "
              "WHERE s.custom_id IS NOT NULL ORDER BY s.custom_id, s.record DESC "
              "ON CONFLICT (campaign_id, custom_id) DO UPDATE SET number_id = excluded.number_id, list_id = excluded.list_id, "
              "first_name = excluded.first_name, middle_name = excluded.middle_name, last_name = excluded.last_name, "
@@ -227,7 +232,7 @@ static int s_apply(import_t *im, int64_t *duplicate, int64_t *blocked, int64_t *
              "INSERT INTO leads (account_id, campaign_id, number_id, list_id, %s) "
              "SELECT DISTINCT ON (n.id, s.first_name, s.last_name) $1, $2, n.id, $3, NULL, s.first_name, s.middle_name, "
              "s.last_name, s.suffix, s.email, s.address, s.city, s.state, s.zip_code, s.country, s.custom "
-             "FROM import_stage s JOIN numbers n ON n.campaign_id = $2 AND n.phone = s.phone "
+             "FROM import_stage s CROSS JOIN LATERAL (SELECT id, blocked FROM numbers n WHERE n.campaign_id = $2 AND n.phone = s.phone OFFSET 0) n "
              "WHERE s.custom_id IS NULL AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.number_id = n.id AND l.custom_id IS NULL "
              "AND l.first_name IS NOT DISTINCT FROM s.first_name AND l.last_name IS NOT DISTINCT FROM s.last_name) "
              "ORDER BY n.id, s.first_name, s.last_name, s.record",

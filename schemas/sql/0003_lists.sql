@@ -88,7 +88,6 @@ CREATE TABLE numbers (
     removed_at      timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (account_id, id),
     CONSTRAINT numbers_phone_key UNIQUE (campaign_id, phone),
     CONSTRAINT numbers_campaign_id_fkey FOREIGN KEY (account_id, campaign_id) REFERENCES campaigns (account_id, id)
 );
@@ -99,8 +98,13 @@ CREATE TABLE leads (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     account_id   bigint NOT NULL,
     campaign_id  bigint NOT NULL,
-    number_id    bigint NOT NULL REFERENCES numbers (id) ON DELETE CASCADE,
-    list_id      bigint NOT NULL REFERENCES lists (id),
+    -- No foreign keys on number_id and list_id: leads are written only by the importer, in
+    -- bulk, from the number it has just written and the list it has claimed, and per-row key
+    -- checks cost more than the rest of an import row together (docs/performance.md). Numbers
+    -- are never deleted (pruning marks them removed), and a list with leads cannot be deleted
+    -- (lists_guard_delete below).
+    number_id    bigint NOT NULL,
+    list_id      bigint NOT NULL,
     custom_id    text,
     first_name   text,
     middle_name  text,
@@ -179,3 +183,12 @@ BEGIN
     RETURN NEW;
 END $$;
 CREATE TRIGGER lists_check BEFORE INSERT OR UPDATE ON lists FOR EACH ROW EXECUTE FUNCTION lists_check();
+
+CREATE FUNCTION lists_guard_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM leads WHERE list_id = OLD.id) THEN
+        RAISE EXCEPTION 'list % has leads', OLD.id USING ERRCODE = 'foreign_key_violation', TABLE = 'leads';
+    END IF;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER lists_guard_delete BEFORE DELETE ON lists FOR EACH ROW EXECUTE FUNCTION lists_guard_delete();
