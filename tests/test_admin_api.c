@@ -1118,6 +1118,9 @@ static void test_openapi_agrees_with_routes(void **state)
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
+    /* These tests are not about rate limits: their bursts of requests with one key must not meet
+     * the default limit (tests/test_ratelimit_http.c covers it). */
+    setenv("IMPACT_RATE_LIMIT", "0", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_resource_lifecycle),
         cmocka_unit_test(test_campaign_lifecycle),

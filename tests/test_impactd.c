@@ -302,6 +302,9 @@ static int s_teardown(void **state)
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
+    /* These tests are not about rate limits: their bursts of requests with one key must not meet
+     * the default limit (tests/test_ratelimit_http.c covers it). */
+    setenv("IMPACT_RATE_LIMIT", "0", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_serves_every_protocol, s_teardown),
         cmocka_unit_test_teardown(test_health_lists_every_process, s_teardown),

@@ -400,6 +400,9 @@ static void test_an_importer_killed_mid_import_resumes(void **state)
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
+    /* These tests are not about rate limits: their bursts of requests with one key must not meet
+     * the default limit (tests/test_ratelimit_http.c covers it). */
+    setenv("IMPACT_RATE_LIMIT", "0", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_import_normalises_dedupes_blocks_and_reports),
         cmocka_unit_test(test_prune_lists_remove_numbers_and_leads),
