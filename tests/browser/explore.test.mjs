@@ -272,6 +272,35 @@ test('the root resource renders from the address bar and its links lead on', { t
     await page.close();
 });
 
+test('an admin resource is reached by clicking from the root, and its fields read as a page', { timeout: 2 * STEP_MS }, async () => {
+    /* A campaign made through the API, with a name a page must show as text. */
+    const made = await fetch(`${server.base}/v1/campaigns`, {
+        method: 'POST',
+        headers: { 'Api-Key': server.key, 'Api-Auth': server.auth, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ name: 'Spring <b>canvass</b>', dialer_type: 'Predictive', from: '(212) 555-0142' }),
+    });
+    assert.equal(made.status, 201);
+    const campaign = await made.json();
+
+    const page = await newPage();
+    await page.goto(`${server.base}/v1?${creds(server)}`);
+    await Promise.all([page.waitForURL(/\/v1\/campaigns\?/), page.getByRole('link', { name: 'campaigns', exact: true }).click()]);
+    assert.equal(await page.title(), 'campaigns');
+    const item = page.getByRole('link', { name: 'Spring <b>canvass</b>', exact: true });
+    assert.equal(await item.getAttribute('href'), `${server.base}/v1/campaigns/${campaign.id}?${creds(server)}`);
+    await Promise.all([page.waitForURL(new RegExp(`/v1/campaigns/${campaign.id}\\?`)), item.click()]);
+    assert.equal(await page.locator('h1').innerText(), 'Spring <b>canvass</b>', 'markup in a name stays text');
+    assert.equal(await page.locator('h1 b').count(), 0);
+    assert.equal(await field(page, 'dialer_type'), 'Predictive');
+    assert.equal(await field(page, 'from'), '+12125550142');
+    /* The actions say what can be done next, with their methods. */
+    const actions = await page.locator('body').innerText();
+    assert.match(actions, /start/);
+    assert.match(actions, /PATCH/);
+    assert.deepEqual(page.cspErrors, []);
+    await page.close();
+});
+
 test('a wrong api_auth renders the 401 problem readably', { timeout: STEP_MS }, async () => {
     /* On a 401 with WWW-Authenticate: Basic a browser first asks for a user name and password;
      * cancelling shows the page. Headless chromium has no dialog and fails the navigation unless
