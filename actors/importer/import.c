@@ -254,7 +254,9 @@ static int s_flush(import_t *im)
         return -1;
     }
     int64_t duplicate, blocked, removed;
-    if (!s_command(im->conn, "BEGIN"))
+    /* An asynchronous commit is safe here: the batch and its resume point commit together, so
+     * a crash that loses the last commit loses both and the import redoes that batch. */
+    if (!s_command(im->conn, "BEGIN") || !s_command(im->conn, "SET LOCAL synchronous_commit = off"))
         goto Lost;
     if (!s_copy(im->conn,
                 "COPY import_stage (record, phone, time_zones, custom_id, first_name, middle_name, last_name, suffix, email, "

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define IMPORT_BATCH_ROWS  5000
+#define IMPORT_BATCH_ROWS  20000
 #define IMPORT_FIELD_MAX   1000 /* characters in one lead field */
 #define IMPORT_MESSAGE_MAX 300
 

@@ -88,8 +88,10 @@ CREATE TABLE numbers (
     removed_at      timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT numbers_phone_key UNIQUE (campaign_id, phone),
-    CONSTRAINT numbers_campaign_id_fkey FOREIGN KEY (account_id, campaign_id) REFERENCES campaigns (account_id, id)
+    -- Like leads (below), numbers are written only by the importer, with the account and
+    -- campaign of the list it claimed, and campaigns are archived, never deleted: no per-row
+    -- foreign key check.
+    CONSTRAINT numbers_phone_key UNIQUE (campaign_id, phone)
 );
 CREATE INDEX numbers_account_phone ON numbers (account_id, phone);
 CREATE TRIGGER numbers_touch BEFORE UPDATE ON numbers FOR EACH ROW EXECUTE FUNCTION touch_updated_at();
