@@ -1,6 +1,7 @@
 #include "actors/importer/import.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "actors/store/db.h"
 #include "common/csv.h"
 #include "common/json_writer.h"
 #include "common/log.h"
@@ -17,12 +19,12 @@
  * The same names as lead_system_fields() in schemas/sql/0002_admin.sql. */
 static const char *const s_system_fields[] = {"phone", "custom_id", "first_name", "middle_name", "last_name", "suffix",
                                               "email", "address",   "city",       "state",       "zip_code",  "country"};
-#define SYSTEM_FIELDS  (sizeof(s_system_fields) / sizeof(s_system_fields[0]))
-#define FIELD_PHONE    0
-#define FIELD_CUSTOM   -2 /* a custom field: its name is in custom_names */
-#define FIELD_IGNORED  -1 /* a column the map does not mention */
-#define COLUMNS_MAX    CSV_DEFAULT_MAX_FIELDS
-#define PHONE_REGION   "US" /* numbers without a country code are North American */
+#define SYSTEM_FIELDS (sizeof(s_system_fields) / sizeof(s_system_fields[0]))
+#define FIELD_PHONE   0
+#define FIELD_CUSTOM  -2 /* a custom field: its name is in custom_names */
+#define FIELD_IGNORED -1 /* a column the map does not mention */
+#define COLUMNS_MAX   CSV_DEFAULT_MAX_FIELDS
+#define PHONE_REGION  "US" /* numbers without a country code are North American */
 
 typedef struct {
     char *data;
@@ -30,8 +32,17 @@ typedef struct {
     bool failed;
 } buffer_t;
 
+/* One batch of rows on its way to the database: COPY text for the stage and for the row errors,
+ * its counts, and where the CSV stream resumes after it. */
 typedef struct {
-    PGconn *conn;
+    buffer_t stage, errors;
+    int64_t rows, valid, invalid;
+    csv_position_t next;
+} batch_t;
+
+typedef struct {
+    PGconn *conn;  /* reads the uploaded parts (the parsing thread) */
+    PGconn *flush; /* writes batches (the flushing thread) */
     const import_job_t *job;
     int pid;
     char account[24], campaign[24], list[24], pid_text[16];
@@ -47,11 +58,18 @@ typedef struct {
     /* Position in the stream made of every part in order. CSV records are numbered from 1 with
      * the header, so a data row's number is its record number minus one. */
     csv_reader_t *reader;
-    csv_position_t next; /* where the row after the last staged one begins */
 
-    /* The batch in progress. */
-    buffer_t stage, errors;
-    int64_t batch_rows, batch_valid, batch_invalid;
+    /* Parsing and writing overlap: while the flushing thread writes one batch on its own
+     * connection, this thread normalises the rows of the next (phone numbers cost about as
+     * much as the database work). Two batches alternate; `pending` is the one being written. */
+    batch_t batches[2];
+    batch_t *batch; /* being filled */
+    pthread_t flusher;
+    bool flusher_started;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    batch_t *pending;
+    bool quit, flush_failed;
 
     import_result_t result;
     char *failure;
@@ -161,12 +179,13 @@ static int64_t s_count(PGconn *conn, const char *sql, int n, const char *const *
  * hashes every number of the campaign for each batch: quadratic in the size of the list. */
 
 /* Applies the staged rows for the list's purpose; fills the counts. 0 or -1. */
-static int s_apply(import_t *im, int64_t *duplicate, int64_t *blocked, int64_t *removed)
+static int s_apply(import_t *im, const batch_t *batch, int64_t *duplicate, int64_t *blocked, int64_t *removed)
 {
+    PGconn *conn = im->flush;
     const char *p[] = {im->account, im->campaign, im->list};
     *duplicate = *blocked = *removed = 0;
     if (strcmp(im->job->purpose, "prune_numbers") == 0) {
-        *removed = s_count(im->conn,
+        *removed = s_count(conn,
                            "WITH r AS (UPDATE numbers n SET removed_at = now() FROM (SELECT DISTINCT phone FROM import_stage) s "
                            "WHERE n.campaign_id = $2 AND n.phone = s.phone AND n.removed_at IS NULL AND n.account_id = $1 "
                            "RETURNING n.id), "
@@ -177,7 +196,7 @@ static int s_apply(import_t *im, int64_t *duplicate, int64_t *blocked, int64_t *
         return *removed < 0 ? -1 : 0;
     }
     if (im->prune_leads) {
-        *removed = s_count(im->conn,
+        *removed = s_count(conn,
                            "WITH r AS (UPDATE leads SET removed_at = now() WHERE account_id = $1 AND campaign_id = $2 "
                            "AND custom_id IN (SELECT custom_id FROM import_stage) AND removed_at IS NULL "
                            "AND $3::bigint IS NOT NULL RETURNING 1) SELECT count(*) FROM r",
@@ -187,21 +206,23 @@ static int s_apply(import_t *im, int64_t *duplicate, int64_t *blocked, int64_t *
     /* A phone the campaign already has is a duplicate: its lead joins the existing number. A
      * pruned number that comes back is restored. Blocked numbers are imported, flagged, and
      * never dialed. */
-    int64_t created = s_count(im->conn,
-                              "WITH n AS (INSERT INTO numbers (account_id, campaign_id, phone, time_zones, list_id, blocked) "
-                              "SELECT DISTINCT ON (s.phone) $1, $2, s.phone, s.time_zones, $3, EXISTS (SELECT 1 FROM blocked_numbers b "
-                              "WHERE b.account_id = $1 AND b.number = s.phone AND (b.campaign_id IS NULL OR b.campaign_id = $2)) "
-                              "FROM import_stage s ORDER BY s.phone, s.record "
-                              "ON CONFLICT (campaign_id, phone) DO UPDATE SET removed_at = NULL WHERE numbers.removed_at IS NOT NULL "
-                              "RETURNING 1) SELECT count(*) FROM n",
-                              3, p);
+    int64_t created =
+        s_count(conn,
+                "WITH n AS (INSERT INTO numbers (account_id, campaign_id, phone, time_zones, list_id, blocked) "
+                "SELECT DISTINCT ON (s.phone) $1, $2, s.phone, s.time_zones, $3, EXISTS (SELECT 1 FROM blocked_numbers b "
+                "WHERE b.account_id = $1 AND b.number = s.phone AND (b.campaign_id IS NULL OR b.campaign_id = $2)) "
+                "FROM import_stage s ORDER BY s.phone, s.record "
+                "ON CONFLICT (campaign_id, phone) DO UPDATE SET removed_at = NULL WHERE numbers.removed_at IS NOT NULL "
+                "RETURNING 1) SELECT count(*) FROM n",
+                3, p);
     if (created < 0)
         return -1;
-    *duplicate = im->batch_valid - created;
-    *blocked = s_count(im->conn,
-                       "SELECT count(*) FROM import_stage s CROSS JOIN LATERAL (SELECT blocked FROM numbers n WHERE n.campaign_id = $2 "
-                       "AND n.phone = s.phone AND n.account_id = $1 OFFSET 0) n WHERE n.blocked AND $3::bigint IS NOT NULL",
-                       3, p);
+    *duplicate = batch->valid - created;
+    *blocked =
+        s_count(conn,
+                "SELECT count(*) FROM import_stage s CROSS JOIN LATERAL (SELECT blocked FROM numbers n WHERE n.campaign_id = $2 "
+                "AND n.phone = s.phone AND n.account_id = $1 OFFSET 0) n WHERE n.blocked AND $3::bigint IS NOT NULL",
+                3, p);
     if (*blocked < 0)
         return -1;
     /* A lead with a custom_id is the same person whenever it comes again (the last row wins);
@@ -213,7 +234,8 @@ static int s_apply(import_t *im, int64_t *duplicate, int64_t *blocked, int64_t *
              "INSERT INTO leads (account_id, campaign_id, number_id, list_id, %s) "
              "SELECT DISTINCT ON (s.custom_id) $1, $2, n.id, $3, s.custom_id, s.first_name, s.middle_name, s.last_name, s.suffix, "
              "s.email, s.address, s.city, s.state, s.zip_code, s.country, s.custom "
-             "FROM import_stage s CROSS JOIN LATERAL (SELECT id, blocked FROM numbers n WHERE n.campaign_id = $2 AND n.phone = s.phone OFFSET 0) n "
+             "FROM import_stage s CROSS JOIN LATERAL (SELECT id, blocked FROM numbers n WHERE n.campaign_id = $2 AND n.phone = "
+             "s.phone OFFSET 0) n "
              "WHERE s.custom_id IS NOT NULL ORDER BY s.custom_id, s.record DESC "
              "ON CONFLICT (campaign_id, custom_id) DO UPDATE SET number_id = excluded.number_id, list_id = excluded.list_id, "
              "first_name = excluded.first_name, middle_name = excluded.middle_name, last_name = excluded.last_name, "
@@ -221,7 +243,7 @@ static int s_apply(import_t *im, int64_t *duplicate, int64_t *blocked, int64_t *
              "state = excluded.state, zip_code = excluded.zip_code, country = excluded.country, custom = excluded.custom, "
              "removed_at = NULL",
              lead_columns);
-    PGresult *res = PQexecParams(im->conn, sql, 3, NULL, p, NULL, NULL, 0);
+    PGresult *res = PQexecParams(conn, sql, 3, NULL, p, NULL, NULL, 0);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     if (!ok)
         log_warn("import: leads: %s", PQresultErrorMessage(res));
@@ -232,12 +254,13 @@ static int s_apply(import_t *im, int64_t *duplicate, int64_t *blocked, int64_t *
              "INSERT INTO leads (account_id, campaign_id, number_id, list_id, %s) "
              "SELECT DISTINCT ON (n.id, s.first_name, s.last_name) $1, $2, n.id, $3, NULL, s.first_name, s.middle_name, "
              "s.last_name, s.suffix, s.email, s.address, s.city, s.state, s.zip_code, s.country, s.custom "
-             "FROM import_stage s CROSS JOIN LATERAL (SELECT id, blocked FROM numbers n WHERE n.campaign_id = $2 AND n.phone = s.phone OFFSET 0) n "
+             "FROM import_stage s CROSS JOIN LATERAL (SELECT id, blocked FROM numbers n WHERE n.campaign_id = $2 AND n.phone = "
+             "s.phone OFFSET 0) n "
              "WHERE s.custom_id IS NULL AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.number_id = n.id AND l.custom_id IS NULL "
              "AND l.first_name IS NOT DISTINCT FROM s.first_name AND l.last_name IS NOT DISTINCT FROM s.last_name) "
              "ORDER BY n.id, s.first_name, s.last_name, s.record",
              lead_columns);
-    res = PQexecParams(im->conn, sql, 3, NULL, p, NULL, NULL, 0);
+    res = PQexecParams(conn, sql, 3, NULL, p, NULL, NULL, 0);
     ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     if (!ok)
         log_warn("import: leads: %s", PQresultErrorMessage(res));
@@ -246,55 +269,104 @@ static int s_apply(import_t *im, int64_t *duplicate, int64_t *blocked, int64_t *
 }
 
 /* Commits the batch with the list's counts and resume point. The update is conditional on this
- * worker still owning the list: if another took it over, nothing of this batch lands. */
-static int s_flush(import_t *im)
+ * worker still owning the list: if another took it over, nothing of this batch lands. Runs on
+ * the flushing thread. */
+static int s_flush(import_t *im, const batch_t *batch)
 {
-    if (im->stage.failed || im->errors.failed) {
-        im->result = IMPORT_LOST;
+    PGconn *conn = im->flush;
+    if (batch->stage.failed || batch->errors.failed)
         return -1;
-    }
     int64_t duplicate, blocked, removed;
     /* An asynchronous commit is safe here: the batch and its resume point commit together, so
      * a crash that loses the last commit loses both and the import redoes that batch. */
-    if (!s_command(im->conn, "BEGIN") || !s_command(im->conn, "SET LOCAL synchronous_commit = off"))
-        goto Lost;
-    if (!s_copy(im->conn,
+    if (!s_command(conn, "BEGIN") || !s_command(conn, "SET LOCAL synchronous_commit = off"))
+        return -1;
+    if (!s_copy(conn,
                 "COPY import_stage (record, phone, time_zones, custom_id, first_name, middle_name, last_name, suffix, email, "
                 "address, city, state, zip_code, country, custom) FROM STDIN",
-                &im->stage) ||
-        !s_copy(im->conn, "COPY list_import_errors (account_id, list_id, record, line, message) FROM STDIN", &im->errors) ||
-        s_apply(im, &duplicate, &blocked, &removed) != 0)
+                &batch->stage) ||
+        !s_copy(conn, "COPY list_import_errors (account_id, list_id, record, line, message) FROM STDIN", &batch->errors) ||
+        s_apply(im, batch, &duplicate, &blocked, &removed) != 0)
         goto Rollback;
     char rows[24], valid[24], invalid[24], dup[24], blk[24], rem[24], offset[24], records[24], line[24];
-    snprintf(rows, sizeof(rows), "%" PRId64, im->batch_rows);
-    snprintf(valid, sizeof(valid), "%" PRId64, im->prune_leads || strcmp(im->job->purpose, "prune_numbers") == 0 ? 0 : im->batch_valid);
-    snprintf(invalid, sizeof(invalid), "%" PRId64, im->batch_invalid);
+    snprintf(rows, sizeof(rows), "%" PRId64, batch->rows);
+    snprintf(valid, sizeof(valid), "%" PRId64,
+             im->prune_leads || strcmp(im->job->purpose, "prune_numbers") == 0 ? 0 : batch->valid);
+    snprintf(invalid, sizeof(invalid), "%" PRId64, batch->invalid);
     snprintf(dup, sizeof(dup), "%" PRId64, duplicate);
     snprintf(blk, sizeof(blk), "%" PRId64, blocked);
     snprintf(rem, sizeof(rem), "%" PRId64, removed);
-    snprintf(offset, sizeof(offset), "%" PRIu64, im->next.offset);
-    snprintf(records, sizeof(records), "%" PRIu64, im->next.records);
-    snprintf(line, sizeof(line), "%" PRIu64, im->next.line);
+    snprintf(offset, sizeof(offset), "%" PRIu64, batch->next.offset);
+    snprintf(records, sizeof(records), "%" PRIu64, batch->next.records);
+    snprintf(line, sizeof(line), "%" PRIu64, batch->next.line);
     const char *p[] = {im->list, im->pid_text, rows, valid, invalid, dup, blk, rem, offset, records, line};
-    int64_t owned = s_count(im->conn,
-                            "WITH u AS (UPDATE lists SET rows_total = rows_total + $3, rows_imported = rows_imported + $4, "
-                            "rows_invalid = rows_invalid + $5, rows_duplicate = rows_duplicate + $6, rows_blocked = rows_blocked + $7, "
-                            "rows_removed = rows_removed + $8, bytes_done = $9, resume_offset = $9, resume_record = $10, "
-                            "resume_line = $11, heartbeat_at = now() "
-                            "WHERE id = $1 AND status = 'importing' AND worker_pid = $2 RETURNING 1) SELECT count(*) FROM u",
-                            11, p);
+    int64_t owned =
+        s_count(conn,
+                "WITH u AS (UPDATE lists SET rows_total = rows_total + $3, rows_imported = rows_imported + $4, "
+                "rows_invalid = rows_invalid + $5, rows_duplicate = rows_duplicate + $6, rows_blocked = rows_blocked + $7, "
+                "rows_removed = rows_removed + $8, bytes_done = $9, resume_offset = $9, resume_record = $10, "
+                "resume_line = $11, heartbeat_at = now() "
+                "WHERE id = $1 AND status = 'importing' AND worker_pid = $2 RETURNING 1) SELECT count(*) FROM u",
+                11, p);
     if (owned != 1)
         goto Rollback;
-    if (!s_command(im->conn, "COMMIT"))
-        goto Lost;
-    im->stage.len = im->errors.len = 0;
-    im->batch_rows = im->batch_valid = im->batch_invalid = 0;
-    return 0;
+    return s_command(conn, "COMMIT") ? 0 : -1;
 Rollback:
-    s_command(im->conn, "ROLLBACK");
-Lost:
-    im->result = IMPORT_LOST;
+    s_command(conn, "ROLLBACK");
     return -1;
+}
+
+static void *s_flusher(void *arg)
+{
+    import_t *im = arg;
+    pthread_mutex_lock(&im->lock);
+    for (;;) {
+        while (im->pending == NULL && !im->quit)
+            pthread_cond_wait(&im->changed, &im->lock);
+        if (im->pending == NULL)
+            break;
+        const batch_t *batch = im->pending;
+        pthread_mutex_unlock(&im->lock);
+        int rc = s_flush(im, batch);
+        pthread_mutex_lock(&im->lock);
+        im->flush_failed = im->flush_failed || rc != 0;
+        im->pending = NULL;
+        pthread_cond_broadcast(&im->changed);
+    }
+    pthread_mutex_unlock(&im->lock);
+    return NULL;
+}
+
+/* Waits until the flushing thread is idle. false if a flush failed (the import is then lost to
+ * this worker and resumes from the last committed batch). */
+static bool s_wait_flushed(import_t *im)
+{
+    pthread_mutex_lock(&im->lock);
+    while (im->pending != NULL && !im->flush_failed)
+        pthread_cond_wait(&im->changed, &im->lock);
+    bool ok = !im->flush_failed;
+    pthread_mutex_unlock(&im->lock);
+    return ok;
+}
+
+/* Hands the filled batch to the flushing thread and starts filling the other one. */
+static int s_hand_off(import_t *im)
+{
+    if (!s_wait_flushed(im)) {
+        im->result = IMPORT_LOST;
+        return -1;
+    }
+    batch_t *next = im->batch == &im->batches[0] ? &im->batches[1] : &im->batches[0];
+    next->stage.len = next->errors.len = 0;
+    next->stage.failed = next->errors.failed = false;
+    next->rows = next->valid = next->invalid = 0;
+    next->next = im->batch->next;
+    pthread_mutex_lock(&im->lock);
+    im->pending = im->batch;
+    pthread_cond_broadcast(&im->changed);
+    pthread_mutex_unlock(&im->lock);
+    im->batch = next;
+    return 0;
 }
 
 /* ---- rows ----------------------------------------------------------------------------------- */
@@ -326,7 +398,8 @@ static int s_header(import_t *im, const csv_row_t *row)
         im->column_field[c] = FIELD_IGNORED;
     const char *header;
     json_t *field;
-    json_object_foreach(im->map, header, field) {
+    json_object_foreach(im->map, header, field)
+    {
         int found = -1;
         for (int c = 0; c < im->column_count && found < 0; c++)
             if (row->fields[c].len == strlen(header) && memcmp(row->fields[c].data, header, row->fields[c].len) == 0)
@@ -362,14 +435,15 @@ static int s_header(import_t *im, const csv_row_t *row)
 static void s_row_error(import_t *im, int64_t record, int64_t line, const char *message)
 {
     char number[48];
-    s_append_str(&im->errors, im->account);
-    s_append_str(&im->errors, "\t");
-    s_append_str(&im->errors, im->list);
+    buffer_t *b = &im->batch->errors;
+    s_append_str(b, im->account);
+    s_append_str(b, "\t");
+    s_append_str(b, im->list);
     snprintf(number, sizeof(number), "\t%" PRId64 "\t%" PRId64 "\t", record, line);
-    s_append_str(&im->errors, number);
-    s_copy_value(&im->errors, message, strnlen(message, IMPORT_MESSAGE_MAX));
-    s_append_str(&im->errors, "\n");
-    im->batch_invalid++;
+    s_append_str(b, number);
+    s_copy_value(b, message, strnlen(message, IMPORT_MESSAGE_MAX));
+    s_append_str(b, "\n");
+    im->batch->invalid++;
 }
 
 static size_t s_utf8_chars(const char *s, size_t len)
@@ -426,7 +500,8 @@ static void s_data_row(import_t *im, const csv_row_t *row, int64_t record, int64
         memcpy(phone_input, v ? v->data : "", len);
         phone_input[len] = '\0';
         if (v == NULL || v->len > PHONE_INPUT_MAX || phone_normalize(phone_input, PHONE_REGION, e164, sizeof(e164), &error) != 0) {
-            snprintf(message, sizeof(message), "phone '%.40s' %s", phone_input, v && v->len > PHONE_INPUT_MAX ? phone_error_text(PHONE_TOO_LONG) : phone_error_text(error));
+            snprintf(message, sizeof(message), "phone '%.40s' %s", phone_input,
+                     v && v->len > PHONE_INPUT_MAX ? phone_error_text(PHONE_TOO_LONG) : phone_error_text(error));
             s_row_error(im, record, line, message);
             free(custom_json);
             return;
@@ -439,7 +514,7 @@ static void s_data_row(import_t *im, const csv_row_t *row, int64_t record, int64
     }
 
     char number[24];
-    buffer_t *b = &im->stage;
+    buffer_t *b = &im->batch->stage;
     snprintf(number, sizeof(number), "%" PRId64 "\t", record);
     s_append_str(b, number);
     if (needs_phone) {
@@ -468,7 +543,7 @@ static void s_data_row(import_t *im, const csv_row_t *row, int64_t record, int64
         b->failed = true;
     s_append_str(b, "\n");
     free(custom_json);
-    im->batch_valid++;
+    im->batch->valid++;
 }
 
 static int s_on_row(void *arg, const csv_row_t *row)
@@ -476,11 +551,11 @@ static int s_on_row(void *arg, const csv_row_t *row)
     import_t *im = arg;
     if (!im->have_header && row->record == 1)
         return s_header(im, row) == 0 ? 0 : 1;
-    im->batch_rows++;
+    im->batch->rows++;
     s_data_row(im, row, (int64_t)row->record - 1, (int64_t)row->line);
-    im->next = csv_reader_position(im->reader);
-    if (im->batch_rows >= IMPORT_BATCH_ROWS) {
-        if (s_flush(im) != 0)
+    im->batch->next = csv_reader_position(im->reader);
+    if (im->batch->rows >= IMPORT_BATCH_ROWS) {
+        if (s_hand_off(im) != 0)
             return 1;
         if (im->stop(im->stop_arg)) {
             im->result = IMPORT_STOPPED;
@@ -520,8 +595,9 @@ static int s_feed_parts(import_t *im, csv_reader_t *reader, int64_t from, csv_ro
         char skip[24];
         snprintf(skip, sizeof(skip), "%" PRId64, from > start ? from - start + 1 : 1);
         const char *p[] = {im->list, PQgetvalue(sizes, i, 0), skip};
-        PGresult *part = PQexecParams(im->conn, "SELECT substring(data from $3::int) FROM list_upload_parts WHERE list_id = $1 AND part = $2",
-                                      3, NULL, p, NULL, NULL, 1);
+        PGresult *part =
+            PQexecParams(im->conn, "SELECT substring(data from $3::int) FROM list_upload_parts WHERE list_id = $1 AND part = $2", 3,
+                         NULL, p, NULL, NULL, 1);
         if (PQresultStatus(part) != PGRES_TUPLES_OK || PQntuples(part) != 1) {
             PQclear(part);
             im->result = IMPORT_LOST;
@@ -544,8 +620,8 @@ static csv_reader_t *s_reader(const import_job_t *job)
     return csv_reader_new(&options);
 }
 
-import_result_t import_run(PGconn *conn, const import_job_t *job, int worker_pid, import_stop_fn *stop, void *stop_arg,
-                           char *failure, size_t failure_size)
+import_result_t import_run(PGconn *conn, const char *database_url, const import_job_t *job, int worker_pid, import_stop_fn *stop,
+                           void *stop_arg, char *failure, size_t failure_size)
 {
     import_t im = {.conn = conn,
                    .job = job,
@@ -556,6 +632,10 @@ import_result_t import_run(PGconn *conn, const import_job_t *job, int worker_pid
                    .failure_size = failure_size,
                    .stop = stop,
                    .stop_arg = stop_arg};
+    char err[512];
+    pthread_mutex_init(&im.lock, NULL);
+    pthread_cond_init(&im.changed, NULL);
+    im.batch = &im.batches[0];
     snprintf(im.account, sizeof(im.account), "%" PRId64, job->account_id);
     snprintf(im.campaign, sizeof(im.campaign), "%" PRId64, job->campaign_id);
     snprintf(im.list, sizeof(im.list), "%" PRId64, job->list_id);
@@ -565,13 +645,20 @@ import_result_t import_run(PGconn *conn, const import_job_t *job, int worker_pid
         s_fail(&im, "The list's column_map is not readable.");
         goto Exit;
     }
-    if (!s_command(conn, "CREATE TEMP TABLE IF NOT EXISTS import_stage (record bigint, phone text, time_zones text[], "
-                         "custom_id text, first_name text, middle_name text, last_name text, suffix text, email text, "
-                         "address text, city text, state text, zip_code text, country text, custom jsonb) "
-                         "ON COMMIT DELETE ROWS")) {
+    if ((im.flush = db_connect(database_url, err, sizeof(err))) == NULL) {
+        log_warn("import: %s", err);
         im.result = IMPORT_LOST;
         goto Exit;
     }
+    if (!s_command(im.flush, "CREATE TEMP TABLE import_stage (record bigint, phone text, time_zones text[], "
+                             "custom_id text, first_name text, middle_name text, last_name text, suffix text, email text, "
+                             "address text, city text, state text, zip_code text, country text, custom jsonb) "
+                             "ON COMMIT DELETE ROWS") ||
+        pthread_create(&im.flusher, NULL, s_flusher, &im) != 0) {
+        im.result = IMPORT_LOST;
+        goto Exit;
+    }
+    im.flusher_started = true;
     if (job->resume_offset > 0) {
         csv_reader_t *header = s_reader(job);
         if (header == NULL) {
@@ -586,23 +673,37 @@ import_result_t import_run(PGconn *conn, const import_job_t *job, int worker_pid
             goto Exit;
         }
     }
-    im.next = (csv_position_t){.offset = (uint64_t)job->resume_offset, .line = (uint64_t)job->resume_line,
-                               .records = (uint64_t)job->resume_record};
-    if ((im.reader = s_reader(job)) == NULL || (job->resume_offset > 0 && csv_reader_resume(im.reader, &im.next) != 0)) {
+    im.batch->next = (csv_position_t){
+        .offset = (uint64_t)job->resume_offset, .line = (uint64_t)job->resume_line, .records = (uint64_t)job->resume_record};
+    if ((im.reader = s_reader(job)) == NULL || (job->resume_offset > 0 && csv_reader_resume(im.reader, &im.batch->next) != 0)) {
         im.result = IMPORT_LOST;
         goto Exit;
     }
     s_feed_parts(&im, im.reader, job->resume_offset, s_on_row, true);
     if (im.result == IMPORT_DONE && !im.have_header)
         s_fail(&im, "The file is empty: it has no header row.");
-    if (im.result == IMPORT_DONE)
-        s_flush(&im);
+    /* The last batch, then nothing may be left in flight: the list is completed only after
+     * every row is committed. */
+    if (im.result == IMPORT_DONE && (s_hand_off(&im) != 0 || !s_wait_flushed(&im)))
+        im.result = IMPORT_LOST;
 Exit:
+    if (im.flusher_started) {
+        pthread_mutex_lock(&im.lock);
+        im.quit = true;
+        pthread_cond_broadcast(&im.changed);
+        pthread_mutex_unlock(&im.lock);
+        pthread_join(im.flusher, NULL);
+    }
+    PQfinish(im.flush);
+    pthread_cond_destroy(&im.changed);
+    pthread_mutex_destroy(&im.lock);
     csv_reader_destroy(&im.reader);
     for (int c = 0; c < COLUMNS_MAX; c++)
         free(im.column_custom[c]);
     json_decref(im.map);
-    free(im.stage.data);
-    free(im.errors.data);
+    for (int b = 0; b < 2; b++) {
+        free(im.batches[b].stage.data);
+        free(im.batches[b].errors.data);
+    }
     return im.result;
 }

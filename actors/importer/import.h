@@ -34,10 +34,12 @@ typedef struct {
 typedef bool(import_stop_fn)(void *arg);
 
 /**
- * Runs `job` to its end on `conn`, which must not be in a transaction. On IMPORT_FAILED,
- * `failure` says why in words for the list's owner.
+ * Runs `job` to its end: reads the file on `conn` (not in a transaction) and writes the rows on
+ * a second connection to `database_url`, from a thread of its own, so normalising one batch
+ * overlaps writing the previous one. On IMPORT_FAILED, `failure` says why in words for the
+ * list's owner.
  */
-import_result_t import_run(PGconn *conn, const import_job_t *job, int worker_pid, import_stop_fn *stop, void *stop_arg,
-                           char *failure, size_t failure_size);
+import_result_t import_run(PGconn *conn, const char *database_url, const import_job_t *job, int worker_pid, import_stop_fn *stop,
+                           void *stop_arg, char *failure, size_t failure_size);
 
 #endif

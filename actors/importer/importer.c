@@ -59,8 +59,9 @@ static void s_requeue_orphans(importer_t *self)
         pid_t pid = (pid_t)strtol(PQgetvalue(res, i, 1), NULL, 10);
         if (pid > 0 && pid != getpid() && kill(pid, 0) == -1 && errno == ESRCH) {
             const char *p[] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)};
-            PQclear(PQexecParams(self->conn, "UPDATE lists SET status = 'queued' WHERE id = $1 AND status = 'importing' AND worker_pid = $2",
-                                 2, NULL, p, NULL, NULL, 0));
+            PQclear(PQexecParams(self->conn,
+                                 "UPDATE lists SET status = 'queued' WHERE id = $1 AND status = 'importing' AND worker_pid = $2", 2,
+                                 NULL, p, NULL, NULL, 0));
             log_info("list=%s requeued: importer %s is gone", p[0], p[1]);
         }
     }
@@ -135,8 +136,10 @@ static void s_run_one(importer_t *self)
     char ctx[48], list[24];
     snprintf(list, sizeof(list), "%" PRId64, job.list_id);
     snprintf(ctx, sizeof(ctx), "list=%s", list);
-    log_line(LOG_LEVEL_INFO, ctx, "import %s (from byte %" PRId64 ")", job.resume_offset ? "resumed" : "started", job.resume_offset);
-    import_result_t result = import_run(self->conn, &job, (int)getpid(), s_should_stop, self, failure, sizeof(failure));
+    log_line(LOG_LEVEL_INFO, ctx, "import %s (from byte %" PRId64 ")", job.resume_offset ? "resumed" : "started",
+             job.resume_offset);
+    import_result_t result =
+        import_run(self->conn, self->config->database_url, &job, (int)getpid(), s_should_stop, self, failure, sizeof(failure));
     switch (result) {
     case IMPORT_DONE:
     case IMPORT_FAILED:

@@ -85,17 +85,18 @@ void notify_list_finished(PGconn *conn, int64_t list_id, const char *url, bool a
     char list[24], outcome[256] = "failed: no body";
     snprintf(list, sizeof(list), "%" PRId64, list_id);
     const char *p[] = {list, outcome};
-    PGresult *res = PQexecParams(conn,
-                                 "SELECT json_build_object('type', 'list.import.' || status, 'occurred_at', "
-                                 "to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), 'data', "
-                                 "json_build_object('id', id, 'path', '/v1/lists/' || id, 'name', name, 'external_id', external_id, "
-                                 "'campaign_id', campaign_id, 'status', status, 'rows_total', rows_total, 'rows_imported', "
-                                 "rows_imported, 'rows_invalid', rows_invalid, 'rows_duplicate', rows_duplicate, 'rows_blocked', "
-                                 "rows_blocked, 'rows_removed', rows_removed, 'failure', failure, 'errors_path', '/v1/lists/' || id || '/import_errors', "
-                                 "'errors', (SELECT coalesce(json_agg(json_build_object('record', e.record, 'line', e.line, 'message', "
-                                 "e.message) ORDER BY e.record), '[]') FROM (SELECT * FROM list_import_errors WHERE list_id = $1 "
-                                 "ORDER BY record LIMIT " NOTIFY_ERRORS_INLINE ") e)))::text FROM lists WHERE id = $1",
-                                 1, NULL, p, NULL, NULL, 0);
+    PGresult *res = PQexecParams(
+        conn,
+        "SELECT json_build_object('type', 'list.import.' || status, 'occurred_at', "
+        "to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), 'data', "
+        "json_build_object('id', id, 'path', '/v1/lists/' || id, 'name', name, 'external_id', external_id, "
+        "'campaign_id', campaign_id, 'status', status, 'rows_total', rows_total, 'rows_imported', "
+        "rows_imported, 'rows_invalid', rows_invalid, 'rows_duplicate', rows_duplicate, 'rows_blocked', "
+        "rows_blocked, 'rows_removed', rows_removed, 'failure', failure, 'errors_path', '/v1/lists/' || id || '/import_errors', "
+        "'errors', (SELECT coalesce(json_agg(json_build_object('record', e.record, 'line', e.line, 'message', "
+        "e.message) ORDER BY e.record), '[]') FROM (SELECT * FROM list_import_errors WHERE list_id = $1 "
+        "ORDER BY record LIMIT " NOTIFY_ERRORS_INLINE ") e)))::text FROM lists WHERE id = $1",
+        1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         const char *body = PQgetvalue(res, 0, 0);
         /* Quick retries only: a receiver down for longer sees the list's state through the API. */
@@ -107,6 +108,8 @@ void notify_list_finished(PGconn *conn, int64_t list_id, const char *url, bool a
         }
     }
     PQclear(res);
-    log_line(strncmp(outcome, "delivered", 9) == 0 ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, NULL, "list=%s notification %s", list, outcome);
-    PQclear(PQexecParams(conn, "UPDATE lists SET notified_at = now(), notify_status = $2 WHERE id = $1", 2, NULL, p, NULL, NULL, 0));
+    log_line(strncmp(outcome, "delivered", 9) == 0 ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, NULL, "list=%s notification %s", list,
+             outcome);
+    PQclear(
+        PQexecParams(conn, "UPDATE lists SET notified_at = now(), notify_status = $2 WHERE id = $1", 2, NULL, p, NULL, NULL, 0));
 }
