@@ -136,7 +136,7 @@ static const char *s_constraint_field(const resource_def_t *def, const char *tab
 
 PGresult *resource_exec(resource_call_t *call, const char *sql, int nparams, const char *const *params)
 {
-    PGresult *res = PQexecParams(call->route->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    PGresult *res = stmt_exec(call->route->stmts, call->route->conn, sql, nparams, params);
     ExecStatusType status = PQresultStatus(res);
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
         return res;
@@ -487,7 +487,7 @@ int resource_check_parents(resource_call_t *call)
         } else {
             snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE account_id = $1 AND id = $2", a->table);
         }
-        PGresult *res = PQexecParams(call->route->conn, sql, n, NULL, params, NULL, NULL, 0);
+        PGresult *res = stmt_exec(call->route->stmts, call->route->conn, sql, n, params);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             resource_reply_db_error(call, res);
             PQclear(res);
@@ -618,7 +618,8 @@ static int s_list_query(resource_call_t *call, list_query_t *lq)
     }
     for (size_t i = 0; i < call->def->field_count; i++) {
         const field_def_t *f = &call->def->fields[i];
-        if (!(f->flags & F_FILTER) || api_param(call->req, f->name, value, sizeof(value)) != 0)
+        if (!(f->flags & F_FILTER) || lq->filter_count == RESOURCE_FIELDS_MAX ||
+            api_param(call->req, f->name, value, sizeof(value)) != 0)
             continue;
         json_t *s = json_string(value);
         char *sql_value = NULL;
@@ -693,16 +694,22 @@ void resource_list(resource_call_t *call)
     int64_t total = strtoll(PQgetvalue(count, 0, 0), NULL, 10);
     PQclear(count);
 
+    /* The page goes in parameters, not in the text, so one prepared statement serves them all. */
+    char limit[24], offset[24];
+    snprintf(limit, sizeof(limit), "%" PRId64, lq.per_page);
+    snprintf(offset, sizeof(offset), "%" PRId64, (lq.page - 1) * lq.per_page);
     memset(&q, 0, sizeof(q));
     s_sql(&q, "SELECT ");
     s_select_list(&q, def);
-    s_sql(&q, " FROM %s%s ORDER BY %s LIMIT %" PRId64 " OFFSET %" PRId64, def->table, where.text,
-          def->order_by ? def->order_by : "id", lq.per_page, (lq.page - 1) * lq.per_page);
+    s_sql(&q, " FROM %s%s ORDER BY %s LIMIT $%d OFFSET $%d", def->table, where.text, def->order_by ? def->order_by : "id", n + 1,
+          n + 2);
+    params[n] = limit;
+    params[n + 1] = offset;
     if (q.overflow || where.overflow) {
         api_reply_problem(call->reply, call->req, 500, "internal", "Internal error", "query too long");
         goto Exit;
     }
-    PGresult *res = resource_exec(call, q.text, n, params);
+    PGresult *res = resource_exec(call, q.text, n + 2, params);
     if (res == NULL)
         goto Exit;
 

@@ -11,10 +11,12 @@
 
 #include "actors/api/api.h"
 #include "actors/store/auth.h"
+#include "actors/store/statements.h"
 
 typedef struct {
     PGconn *conn;
     auth_cache_t *auth;
+    stmt_cache_t *stmts; /* the connection's prepared statements */
     bool in_transaction; /* the request already runs in a transaction (Idempotency-Key) */
 } route_ctx_t;
 

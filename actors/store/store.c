@@ -21,6 +21,7 @@ typedef struct {
     brk_worker_t *worker;
     PGconn *conn;
     auth_cache_t *auth;
+    stmt_cache_t *stmts;
     const store_config_t *config;
 } store_t;
 
@@ -31,6 +32,7 @@ static void s_store_destroy(store_t **self_p)
         return;
     brk_worker_destroy(&self->worker);
     auth_cache_destroy(&self->auth);
+    stmt_cache_destroy(&self->stmts);
     PQfinish(self->conn);
     free(self);
     *self_p = NULL;
@@ -50,10 +52,11 @@ static store_t *s_store_new(zsock_t *pipe, const store_config_t *config)
         goto Error;
     }
     self->auth = auth_cache_new();
+    self->stmts = stmt_cache_new();
     snprintf(identity, sizeof(identity), "store.%d", config->index);
     /* Register only once the database is reachable: a member in the registry can serve. */
     self->worker = brk_worker_new(config->broker_endpoint, "store", identity);
-    if (self->auth == NULL || self->worker == NULL)
+    if (self->auth == NULL || self->stmts == NULL || self->worker == NULL)
         goto Error;
     return self;
 Error:
@@ -65,9 +68,11 @@ static void s_handle(void *ctx, const api_request_t *req, api_reply_t *reply)
 {
     store_t *self = ctx;
     /* A connection lost while idle is re-established here, once, before it is needed. */
-    if (PQstatus(self->conn) != CONNECTION_OK)
+    if (PQstatus(self->conn) != CONNECTION_OK) {
         PQreset(self->conn);
-    routes_dispatch(&(route_ctx_t){.conn = self->conn, .auth = self->auth}, req, reply);
+        stmt_cache_clear(self->stmts);
+    }
+    routes_dispatch(&(route_ctx_t){.conn = self->conn, .auth = self->auth, .stmts = self->stmts}, req, reply);
 }
 
 void store_actor(zsock_t *pipe, void *args)
