@@ -98,7 +98,13 @@ int api_param(const api_request_t *req, const char *name, char *out, size_t size
 
 void api_reply_init(api_reply_t *reply)
 {
-    memset(reply, 0, sizeof(*reply));
+    /* Not a memset: the header table is tens of kilobytes and only header_count of it is ever
+     * read, which made clearing it a visible share of every request. */
+    reply->status = 0;
+    reply->content_type = NULL;
+    reply->body = NULL;
+    reply->body_len = 0;
+    reply->header_count = 0;
 }
 
 void api_reply_reset(api_reply_t *reply)
