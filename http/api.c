@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/urlform.h"
 #include "http/bridge.h"
 #include "http/html.h"
 #include "http/problem.h"
@@ -34,7 +35,6 @@
 #define HTTP_LIMIT_ENUM(num, name, type, limit, presence) HTTP_REQUEST_LIMIT_##name = (limit),
 enum { MSG_API_REQUEST_FIELDS(HTTP_LIMIT_ENUM) };
 #undef HTTP_LIMIT_ENUM
-
 
 /*
  * Path prefix -> broker service. A prefix matches itself and everything below it ("/v1"
@@ -205,8 +205,8 @@ char *http_negotiate(h2o_req_t *req, h2o_iovec_t *body)
         page.origin = origin;
     /* Only credentials from the query: those from headers or Basic are sent again by whoever
      * sent them, and those from a form body were never in the address bar. */
-    if (html_query_param(query.base, query.len, "api_key", key, sizeof(key)) == 0 &&
-        html_query_param(query.base, query.len, "api_auth", auth, sizeof(auth)) == 0) {
+    if (urlform_param(query.base, query.len, "api_key", key, sizeof(key)) == 0 &&
+        urlform_param(query.base, query.len, "api_auth", auth, sizeof(auth)) == 0) {
         page.api_key = key;
         page.api_auth = auth;
     }

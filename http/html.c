@@ -19,6 +19,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/urlform.h"
+
 #define HTML_MAX_COLUMNS     12 /* an array of objects with more distinct keys is a list, not a table */
 #define HTML_SUMMARY_COLUMNS 8  /* columns of a collection too wide for a table: its items' pages have the rest */
 
@@ -197,70 +199,13 @@ bool html_is_renderable_type(const char *content_type, size_t len)
     return s_eq(type, type_len, "application/json", 16) || s_eq(type, type_len, "application/problem+json", 24);
 }
 
-static int s_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* x-www-form-urlencoded decoding, the actors' rules: '+' is a space, bad escapes and NULs fail. */
-static int s_url_decode(const char *in, size_t len, char *out, size_t size)
-{
-    size_t o = 0;
-    if (size == 0)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        int c = (unsigned char)in[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= len)
-                return -1;
-            int hi = s_hexval(in[i + 1]), lo = s_hexval(in[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (c == 0 || o + 1 >= size)
-            return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
-int html_query_param(const char *query, size_t len, const char *name, char *out, size_t size)
-{
-    if (query == NULL)
-        return -1;
-    const char *p = query, *end = query + len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *item_end = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(item_end - p));
-        const char *key_end = eq ? eq : item_end;
-        char key[64];
-        /* The first occurrence counts, as in the actors; a bad one is not skipped for a later one. */
-        if (s_url_decode(p, (size_t)(key_end - p), key, sizeof(key)) == 0 && strcmp(key, name) == 0)
-            return eq ? s_url_decode(eq + 1, (size_t)(item_end - eq - 1), out, size) : s_url_decode("", 0, out, size);
-        p = item_end + 1;
-    }
-    return -1;
-}
-
 bool html_wanted(const char *accept, size_t accept_len, const char *query, size_t query_len, const char *content_type,
                  size_t content_type_len)
 {
     if (accept == NULL || !html_is_renderable_type(content_type, content_type_len))
         return false;
     char format[8];
-    if (html_query_param(query, query_len, "format", format, sizeof(format)) == 0 && strcasecmp(format, "json") == 0)
+    if (urlform_param(query, query_len, "format", format, sizeof(format)) == 0 && strcasecmp(format, "json") == 0)
         return false;
     const char *type;
     size_t type_len = s_media_type(content_type, content_type_len, &type);

@@ -47,12 +47,6 @@ int html_accept_quality(const char *accept, size_t len, const char *type);
 bool html_is_renderable_type(const char *content_type, size_t len);
 
 /**
- * Decodes the first `name` parameter of an x-www-form-urlencoded list into `out` (NUL-terminated).
- * 0, or -1 when absent, badly encoded, holding a NUL byte or longer than size - 1.
- */
-int html_query_param(const char *query, size_t len, const char *name, char *out, size_t size);
-
-/**
  * The decision: true when a response of `content_type` should become HTML for a request with
  * this Accept header (NULL when absent) and raw query. That is when the type is renderable, the
  * query does not say format=json, and the client gives text/html a higher quality than both

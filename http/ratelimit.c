@@ -22,6 +22,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+
+#include "common/urlform.h"
 #include <time.h>
 #include <unistd.h>
 
@@ -354,64 +356,6 @@ static int s_copy(http_rl_view_t v, char *out, size_t size)
     return 0;
 }
 
-static int s_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* api_url_decode: '+' is a space, %XX a byte; a NUL, a short escape or no room refuse. */
-static int s_url_decode(const char *in, size_t len, char *out, size_t size)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        int c = (unsigned char)in[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= len)
-                return -1;
-            int hi = s_hexval(in[i + 1]), lo = s_hexval(in[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (c == 0 || o + 1 >= size)
-            return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
-/* api_param on the query: the first item whose decoded name matches decides, even when its value
- * cannot be decoded. */
-static int s_query_param(http_rl_view_t query, const char *name, char *out, size_t size)
-{
-    if (query.base == NULL)
-        return -1;
-    size_t name_len = strlen(name);
-    const char *p = query.base, *end = query.base + query.len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *item_end = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(item_end - p));
-        const char *key_end = eq ? eq : item_end;
-        char key[128];
-        if (s_url_decode(p, (size_t)(key_end - p), key, sizeof(key)) == 0 && strlen(key) == name_len &&
-            memcmp(key, name, name_len) == 0)
-            return eq ? s_url_decode(eq + 1, (size_t)(item_end - eq - 1), out, size) : s_url_decode("", 0, out, size);
-        p = item_end + 1;
-    }
-    return -1;
-}
-
 /* HTTP Basic as auth.c reads it: -1 for anything it would refuse. */
 static int s_basic(const char *authorization, http_rl_credential_t *out)
 {
@@ -447,8 +391,8 @@ int http_rl_credentials(const http_rl_presented_t *in, http_rl_credential_t *out
     char authorization[HTTP_RL_AUTHORIZATION_MAX + 1];
     if (s_copy(in->authorization, authorization, sizeof(authorization)) == 0 && strncasecmp(authorization, "Basic ", 6) == 0)
         return s_basic(authorization, out);
-    if (s_query_param(in->query, "api_key", out->key, sizeof(out->key)) == 0 &&
-        s_query_param(in->query, "api_auth", out->secret, sizeof(out->secret)) == 0)
+    if (urlform_param(in->query.base, in->query.len, "api_key", out->key, sizeof(out->key)) == 0 &&
+        urlform_param(in->query.base, in->query.len, "api_auth", out->secret, sizeof(out->secret)) == 0)
         return 0;
     return -1;
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/urlform.h"
 #include "http/html.h"
 
 #define ORIGIN "http://127.0.0.1:8080"
@@ -415,20 +416,20 @@ static void test_query_param(void **state)
     char out[16];
     const char *q = "a=1&api_key=ik%5Fx+y&api_key=second&empty=&bare&bad=%zz&nul=%00&long=0123456789abcdefXYZ&trunc=%4";
     size_t n = strlen(q);
-    assert_int_equal(html_query_param(q, n, "api_key", out, sizeof(out)), 0);
+    assert_int_equal(urlform_param(q, n, "api_key", out, sizeof(out)), 0);
     assert_string_equal(out, "ik_x y");
-    assert_int_equal(html_query_param(q, n, "empty", out, sizeof(out)), 0);
+    assert_int_equal(urlform_param(q, n, "empty", out, sizeof(out)), 0);
     assert_string_equal(out, "");
-    assert_int_equal(html_query_param(q, n, "bare", out, sizeof(out)), 0);
+    assert_int_equal(urlform_param(q, n, "bare", out, sizeof(out)), 0);
     assert_string_equal(out, "");
-    assert_int_equal(html_query_param(q, n, "bad", out, sizeof(out)), -1);
-    assert_int_equal(html_query_param(q, n, "nul", out, sizeof(out)), -1);
-    assert_int_equal(html_query_param(q, n, "long", out, sizeof(out)), -1);
-    assert_int_equal(html_query_param(q, n, "trunc", out, sizeof(out)), -1);
-    assert_int_equal(html_query_param(q, n, "missing", out, sizeof(out)), -1);
-    assert_int_equal(html_query_param(NULL, 0, "a", out, sizeof(out)), -1);
-    assert_int_equal(html_query_param(q, n, "a", out, 0), -1);
-    assert_int_equal(html_query_param("%61=2", 5, "a", out, sizeof(out)), 0);
+    assert_int_equal(urlform_param(q, n, "bad", out, sizeof(out)), -1);
+    assert_int_equal(urlform_param(q, n, "nul", out, sizeof(out)), -1);
+    assert_int_equal(urlform_param(q, n, "long", out, sizeof(out)), -1);
+    assert_int_equal(urlform_param(q, n, "trunc", out, sizeof(out)), -1);
+    assert_int_equal(urlform_param(q, n, "missing", out, sizeof(out)), -1);
+    assert_int_equal(urlform_param(NULL, 0, "a", out, sizeof(out)), -1);
+    assert_int_equal(urlform_param(q, n, "a", out, 0), -1);
+    assert_int_equal(urlform_param("%61=2", 5, "a", out, sizeof(out)), 0);
     assert_string_equal(out, "2");
 }
 
@@ -589,7 +590,7 @@ static void test_fuzz(void **state)
         html_wanted(doc, len, doc, len, doc, len);
         html_accept_quality(doc, len, "text/html");
         char out[32];
-        html_query_param(doc, len, "name", out, sizeof(out));
+        urlform_param(doc, len, "name", out, sizeof(out));
         free(doc);
     }
     print_message("fuzz: %zu pages rendered, %zu refused\n", rendered, refused);

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "common/urlform.h"
 #include "common/problem.h"
 
 int api_request_decode(api_request_t *req, const void *data, size_t size, char *err, size_t errlen)
@@ -31,68 +32,14 @@ int api_header(const api_request_t *req, const char *name, char *out, size_t siz
     return msg_str_copy(v, out, size);
 }
 
-static int s_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int api_url_decode(const char *in, size_t len, char *out, size_t size)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        int c = (unsigned char)in[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= len)
-                return -1;
-            int hi = s_hexval(in[i + 1]), lo = s_hexval(in[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (c == 0 || o + 1 >= size)
-            return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
-/* Finds name=value in an &-separated list and decodes the value. */
-static int s_find_param(const char *list, size_t len, const char *name, char *out, size_t size)
-{
-    size_t name_len = strlen(name);
-    const char *p = list, *end = list + len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *item_end = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(item_end - p));
-        const char *key_end = eq ? eq : item_end;
-        char key[128];
-        if (api_url_decode(p, (size_t)(key_end - p), key, sizeof(key)) == 0 && strlen(key) == name_len &&
-            memcmp(key, name, name_len) == 0)
-            return eq ? api_url_decode(eq + 1, (size_t)(item_end - eq - 1), out, size) : api_url_decode("", 0, out, size);
-        p = item_end + 1;
-    }
-    return -1;
-}
-
 int api_param(const api_request_t *req, const char *name, char *out, size_t size)
 {
-    if (req->msg.has_query && s_find_param(req->msg.query.ptr, req->msg.query.len, name, out, size) == 0)
+    if (req->msg.has_query && urlform_param(req->msg.query.ptr, req->msg.query.len, name, out, size) == 0)
         return 0;
     msg_str_t type = msg_pairs_get(&req->msg.headers, "content-type");
     static const char form[] = "application/x-www-form-urlencoded";
     if (req->msg.has_body && type.ptr && type.len >= sizeof(form) - 1 && strncasecmp(type.ptr, form, sizeof(form) - 1) == 0)
-        return s_find_param(req->msg.body.ptr, req->msg.body.len, name, out, size);
+        return urlform_param(req->msg.body.ptr, req->msg.body.len, name, out, size);
     return -1;
 }
 

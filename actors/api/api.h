@@ -47,9 +47,6 @@ int api_header(const api_request_t *req, const char *name, char *out, size_t siz
  */
 int api_param(const api_request_t *req, const char *name, char *out, size_t size);
 
-/** Percent-decodes `in` (len bytes, '+' is a space) into out. -1 on bad escapes, NUL bytes or overflow. */
-int api_url_decode(const char *in, size_t len, char *out, size_t size);
-
 void api_reply_init(api_reply_t *reply);
 void api_reply_reset(api_reply_t *reply);
 

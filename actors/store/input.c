@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "common/urlform.h"
 #include "phone/phone.h"
 
 /* Argon2id with OWASP's smallest recommended cost (19 MiB, 2 passes): about 30 ms on one core,
@@ -117,10 +118,10 @@ static input_status_t s_parse_form(const char *body, size_t len, input_t *in, ch
             p = item_end + 1;
             continue;
         }
-        if (api_url_decode(p, (size_t)(name_end - p), name, sizeof(name)) != 0 || name[0] == '\0') {
+        if (urlform_decode(p, (size_t)(name_end - p), name, sizeof(name)) != 0 || name[0] == '\0') {
             snprintf(message, size, "A form field name is empty, longer than %d bytes or badly percent-encoded.", INPUT_NAME_MAX);
             status = INPUT_BAD_SYNTAX;
-        } else if (api_url_decode(eq ? eq + 1 : "", eq ? (size_t)(item_end - eq - 1) : 0, value, len + 1) != 0 ||
+        } else if (urlform_decode(eq ? eq + 1 : "", eq ? (size_t)(item_end - eq - 1) : 0, value, len + 1) != 0 ||
                    !input_utf8_valid(value, strlen(value))) {
             snprintf(message, size, "The value of form field '%s' is badly percent-encoded or not UTF-8.", name);
             status = INPUT_BAD_SYNTAX;
