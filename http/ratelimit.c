@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "common/basic_auth.h"
 #include "common/urlform.h"
 #include <time.h>
 #include <unistd.h>
@@ -356,33 +357,6 @@ static int s_copy(http_rl_view_t v, char *out, size_t size)
     return 0;
 }
 
-/* HTTP Basic as auth.c reads it: -1 for anything it would refuse. */
-static int s_basic(const char *authorization, http_rl_credential_t *out)
-{
-    unsigned char decoded[384];
-    const char *b64 = authorization + 6;
-    size_t b64_len = strlen(b64);
-    if (b64_len == 0 || b64_len % 4 != 0 || b64_len / 4 * 3 >= sizeof(decoded))
-        return -1;
-    int n = EVP_DecodeBlock(decoded, (const unsigned char *)b64, (int)b64_len);
-    if (n < 0)
-        return -1;
-    while (n > 0 && b64_len > 0 && b64[b64_len - 1] == '=') {
-        n--;
-        b64_len--;
-    }
-    decoded[n] = '\0';
-    char *colon = memchr(decoded, ':', (size_t)n);
-    if (colon == NULL || strlen((char *)decoded) != (size_t)n)
-        return -1;
-    *colon = '\0';
-    if (strlen((char *)decoded) > HTTP_RL_KEY_MAX || strlen(colon + 1) > HTTP_RL_SECRET_MAX)
-        return -1;
-    memcpy(out->key, decoded, strlen((char *)decoded) + 1);
-    memcpy(out->secret, colon + 1, strlen(colon + 1) + 1);
-    return 0;
-}
-
 int http_rl_credentials(const http_rl_presented_t *in, http_rl_credential_t *out)
 {
     if ((s_copy(in->api_key, out->key, sizeof(out->key)) == 0 && s_copy(in->api_auth, out->secret, sizeof(out->secret)) == 0) ||
@@ -390,7 +364,7 @@ int http_rl_credentials(const http_rl_presented_t *in, http_rl_credential_t *out
         return 0;
     char authorization[HTTP_RL_AUTHORIZATION_MAX + 1];
     if (s_copy(in->authorization, authorization, sizeof(authorization)) == 0 && strncasecmp(authorization, "Basic ", 6) == 0)
-        return s_basic(authorization, out);
+        return basic_auth_decode(authorization, out->key, sizeof(out->key), out->secret, sizeof(out->secret));
     if (urlform_param(in->query.base, in->query.len, "api_key", out->key, sizeof(out->key)) == 0 &&
         urlform_param(in->query.base, in->query.len, "api_auth", out->secret, sizeof(out->secret)) == 0)
         return 0;

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/basic_auth.h"
+
 typedef struct {
     auth_account_t account;
     unsigned char secret_sha256[32];
@@ -58,32 +60,8 @@ static int s_credentials(const api_request_t *req, char *key, size_t key_size, c
         (api_header(req, "x-api-key", key, key_size) == 0 && api_header(req, "x-api-auth", secret, secret_size) == 0))
         return 0;
     char authorization[512];
-    if (api_header(req, "authorization", authorization, sizeof(authorization)) == 0 &&
-        strncasecmp(authorization, "Basic ", 6) == 0) {
-        unsigned char decoded[384];
-        const char *b64 = authorization + 6;
-        size_t b64_len = strlen(b64);
-        if (b64_len == 0 || b64_len % 4 != 0 || b64_len / 4 * 3 >= sizeof(decoded))
-            return -1;
-        int n = EVP_DecodeBlock(decoded, (const unsigned char *)b64, (int)b64_len);
-        if (n < 0)
-            return -1;
-        /* EVP_DecodeBlock counts padding as output bytes; strip them. */
-        while (n > 0 && b64_len > 0 && b64[b64_len - 1] == '=') {
-            n--;
-            b64_len--;
-        }
-        decoded[n] = '\0';
-        char *colon = memchr(decoded, ':', (size_t)n);
-        if (colon == NULL || strlen((char *)decoded) != (size_t)n)
-            return -1;
-        *colon = '\0';
-        if (strlen((char *)decoded) >= key_size || strlen(colon + 1) >= secret_size)
-            return -1;
-        strcpy(key, (char *)decoded);
-        strcpy(secret, colon + 1);
-        return 0;
-    }
+    if (api_header(req, "authorization", authorization, sizeof(authorization)) == 0 && strncasecmp(authorization, "Basic ", 6) == 0)
+        return basic_auth_decode(authorization, key, key_size, secret, secret_size);
     if (api_param(req, "api_key", key, key_size) == 0 && api_param(req, "api_auth", secret, secret_size) == 0)
         return 0;
     return -1;
