@@ -17,6 +17,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { Validator } from '@seriousme/openapi-schema-validator';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CHROMIUM = process.env.IMPACT_CHROMIUM || '/usr/bin/chromium';
@@ -358,4 +359,13 @@ test('programs keep getting JSON, and /v1/openapi.json revalidates by ETag', { t
     const changed = await fetch(`${server.base}/v1/openapi.json`, { headers: { 'If-None-Match': '"other"' } });
     assert.equal(changed.status, 200);
     await changed.arrayBuffer();
+});
+
+test('the served OpenAPI document is valid OpenAPI 3.1', { timeout: STEP_MS }, async () => {
+    const response = await fetch(`${server.base}/v1/openapi.json`);
+    assert.equal(response.status, 200);
+    const validator = new Validator();
+    const result = await validator.validate(await response.json());
+    assert.equal(validator.version, '3.1');
+    assert.ok(result.valid, `schema errors: ${String(JSON.stringify(result.errors)).slice(0, 2000)}`);
 });
