@@ -1091,6 +1091,23 @@ static void s_assert_served(const char *method, const char *pattern)
     test_reply_free(&r);
 }
 
+static void test_root_states_the_limits(void **state)
+{
+    json_t *root = s_json(&g_dev, "GET", "/v1", NULL, 200);
+    json_t *limits = json_object_get(root, "limits");
+    assert_int_equal(json_integer_value(json_object_get(limits, "max_body_bytes")), 1048576);
+    assert_int_equal(json_integer_value(json_object_get(limits, "page_size_max")), 100);
+    assert_int_equal(json_integer_value(json_object_get(limits, "bulk_numbers_max")), 10000);
+    assert_true(json_is_integer(json_object_get(limits, "requests_per_second")));
+    /* Every top-level collection is one link away. */
+    size_t i;
+    json_t *link;
+    int collections = 0;
+    json_array_foreach(json_object_get(root, "resources"), i, link) collections += strstr(s_str(link, "uri"), "/v1/") != NULL;
+    assert_true(collections >= 12);
+    json_decref(root);
+}
+
 static void test_openapi_agrees_with_routes(void **state)
 {
     json_t *doc = s_json(NULL, "GET", "/v1/openapi.json", NULL, 200);
@@ -1135,6 +1152,7 @@ int main(void)
         cmocka_unit_test(test_bad_input_changes_nothing),
         cmocka_unit_test(test_list_upload_in_parts),
         cmocka_unit_test(test_idempotency_key_replays_the_first_answer),
+        cmocka_unit_test(test_root_states_the_limits),
         cmocka_unit_test(test_openapi_agrees_with_routes),
     };
     int rc = cmocka_run_group_tests(tests, s_setup, s_teardown);

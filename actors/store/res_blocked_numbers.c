@@ -1,7 +1,7 @@
 /*
  * Numbers that must never be dialed: for one campaign, or for every campaign of the account
  * (campaign_id null). Numbers are stored in E.164 so "(212) 555-0123" and "+12125550123" are
- * the same entry. `bulk` adds up to BULK_MAX numbers in one statement.
+ * the same entry. `bulk` adds up to BLOCKED_BULK_MAX numbers in one statement.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,7 +14,6 @@
 #include "common/problem.h"
 
 #define COUNT(a)     (sizeof(a) / sizeof((a)[0]))
-#define BULK_MAX     10000
 #define E164_MAX_LEN 16
 
 static const field_def_t s_fields[] = {
@@ -77,7 +76,7 @@ static void s_bulk(resource_call_t *call)
         json_object_set_new(in.object, "numbers", one);
         numbers = one;
     }
-    if (!json_is_array(numbers) || json_array_size(numbers) == 0 || json_array_size(numbers) > BULK_MAX)
+    if (!json_is_array(numbers) || json_array_size(numbers) == 0 || json_array_size(numbers) > BLOCKED_BULK_MAX)
         problem_add_error(p, "numbers", "must be an array of 1 to 10000 phone numbers");
     value = json_object_get(in.object, "campaign_id");
     if (value && input_field_value(&s_campaign_field, value, in.from_form, &campaign, message, sizeof(message)) != 0)

@@ -16,8 +16,7 @@
 #include "actors/store/resource.h"
 #include "common/problem.h"
 
-#define COUNT(a)         (sizeof(a) / sizeof((a)[0]))
-#define UPLOAD_PARTS_MAX 100000
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const s_purposes[] = {"import", "prune_numbers", "prune_leads", NULL};
 static const char *const s_separators[] = {",", ";", "|", "tab", NULL};
@@ -128,7 +127,7 @@ static void s_upload(resource_call_t *call)
     if (api_param(req, "part", value, sizeof(value)) == 0) {
         char *end;
         part = strtol(value, &end, 10);
-        if (*value == '\0' || *end != '\0' || part < 1 || part > UPLOAD_PARTS_MAX) {
+        if (*value == '\0' || *end != '\0' || part < 1 || part > LIST_UPLOAD_PARTS_MAX) {
             json_t *p = problem_new(422, "invalid-query", "Invalid query parameters", "part must be 1 to 100000.", req->path);
             problem_add_error(p, "part", "must be a whole number from 1 to 100000");
             api_reply_problem_object(call->reply, req, p);

@@ -26,6 +26,8 @@
 #define RESOURCE_PAGE_DEFAULT 25
 #define RESOURCE_PAGE_MAX     100
 #define RESOURCE_FIELDS_MAX   32
+#define BLOCKED_BULK_MAX      10000  /* numbers in one POST /v1/blocked_numbers/bulk */
+#define LIST_UPLOAD_PARTS_MAX 100000 /* parts of one list upload (schemas/sql/0003: the CHECK on part) */
 
 typedef enum {
     FIELD_TEXT,      /* string of min..max bytes, no control characters except in long text */

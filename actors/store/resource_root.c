@@ -37,6 +37,19 @@ void resource_root(const route_ctx_t *ctx, const auth_account_t *account, const 
     json_writer_kv_int(&w, "id", account->account_id);
     json_writer_kv_string(&w, "name", account->account_name);
     json_writer_object_end(&w);
+    /* Limits, so clients size their requests from here rather than from errors. */
+    json_writer_key(&w, "limits");
+    json_writer_object_begin(&w);
+    if (ctx->limits) {
+        json_writer_kv_int(&w, "max_body_bytes", (int64_t)ctx->limits->max_body_bytes);
+        json_writer_kv_int(&w, "requests_per_second", ctx->limits->rate_limit);
+        json_writer_kv_int(&w, "request_burst", ctx->limits->rate_burst);
+    }
+    json_writer_kv_int(&w, "page_size_default", RESOURCE_PAGE_DEFAULT);
+    json_writer_kv_int(&w, "page_size_max", RESOURCE_PAGE_MAX);
+    json_writer_kv_int(&w, "bulk_numbers_max", BLOCKED_BULK_MAX);
+    json_writer_kv_int(&w, "upload_parts_max", LIST_UPLOAD_PARTS_MAX);
+    json_writer_object_end(&w);
     json_writer_key(&w, "actions");
     json_writer_array_begin(&w);
     json_writer_array_end(&w);

@@ -13,8 +13,16 @@
 #include "actors/store/auth.h"
 #include "actors/store/statements.h"
 
+/* The limits a client must respect, set by the front end's configuration; the root resource
+ * states them so a client can learn them instead of discovering them by failing. */
+typedef struct {
+    size_t max_body_bytes;
+    int rate_limit, rate_burst; /* per key; rate_limit 0: none */
+} route_limits_t;
+
 typedef struct {
     PGconn *conn;
+    const route_limits_t *limits;
     auth_cache_t *auth;
     stmt_cache_t *stmts; /* the connection's prepared statements */
     bool in_transaction; /* the request already runs in a transaction (Idempotency-Key) */

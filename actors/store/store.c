@@ -22,7 +22,8 @@ typedef struct {
     PGconn *conn;
     auth_cache_t *auth;
     stmt_cache_t *stmts;
-    const store_config_t *config;
+    route_limits_t limits; /* a copy: the caller's config need not outlive the start */
+    bool have_limits;
 } store_t;
 
 static void s_store_destroy(store_t **self_p)
@@ -45,7 +46,10 @@ static store_t *s_store_new(zsock_t *pipe, const store_config_t *config)
     if (self == NULL)
         return NULL;
     self->pipe = pipe;
-    self->config = config;
+    if (config->limits) {
+        self->limits = *config->limits;
+        self->have_limits = true;
+    }
     self->conn = db_connect(config->database_url, err, sizeof(err));
     if (self->conn == NULL) {
         log_error("%s", err);
@@ -72,7 +76,10 @@ static void s_handle(void *ctx, const api_request_t *req, api_reply_t *reply)
         PQreset(self->conn);
         stmt_cache_clear(self->stmts);
     }
-    routes_dispatch(&(route_ctx_t){.conn = self->conn, .auth = self->auth, .stmts = self->stmts}, req, reply);
+    routes_dispatch(
+        &(route_ctx_t){
+            .conn = self->conn, .limits = self->have_limits ? &self->limits : NULL, .auth = self->auth, .stmts = self->stmts},
+        req, reply);
 }
 
 void store_actor(zsock_t *pipe, void *args)
@@ -112,6 +119,8 @@ int store_main(const impact_config_t *config, int index)
         log_error("run directory path too long: %s", config->run_dir);
         return 1;
     }
-    store_config_t store = {.broker_endpoint = back, .database_url = config->database_url, .index = index};
+    route_limits_t limits = {
+        .max_body_bytes = config->max_body, .rate_limit = config->rate_limit, .rate_burst = config->rate_burst};
+    store_config_t store = {.broker_endpoint = back, .database_url = config->database_url, .index = index, .limits = &limits};
     return signals_run_actor(store_actor, &store);
 }

@@ -8,12 +8,14 @@
 
 #include <czmq.h>
 
+#include "actors/store/routes.h"
 #include "common/config.h"
 
 typedef struct {
     const char *broker_endpoint; /* the broker's back socket */
     const char *database_url;
-    int index; /* pool member number; the routing id is "store.<index>" */
+    int index;                    /* pool member number; the routing id is "store.<index>" */
+    const route_limits_t *limits; /* announced in the root resource */
 } store_config_t;
 
 /** The actor function (zactor_new(store_actor, &config)); signals 0 when connected and registered. */
