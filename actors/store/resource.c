@@ -946,7 +946,9 @@ void resource_update(resource_call_t *call)
 /* ------------------------------------------------------------------------------------------ */
 /* Delete, archive, restore                                                                    */
 
-void resource_delete(resource_call_t *call)
+/* Runs one statement on the addressed row ("%s" takes the WHERE clause) and answers with the
+ * row (200), 204 when it is gone, or 404 when it was not there. */
+static void s_change_row(resource_call_t *call, const char *format, bool gone)
 {
     if (resource_check_parents(call) != 0)
         return;
@@ -954,10 +956,7 @@ void resource_delete(resource_call_t *call)
     char idbuf[3][24];
     sql_t q = {0}, where = {0};
     int n = s_where(&where, call, true, params, idbuf);
-    if (call->def->archivable)
-        s_sql(&q, "UPDATE %s SET archived_at = coalesce(archived_at, now())%s RETURNING id", call->def->table, where.text);
-    else
-        s_sql(&q, "DELETE FROM %s%s RETURNING id", call->def->table, where.text);
+    s_sql(&q, format, call->def->table, where.text);
     PGresult *res = resource_exec(call, q.text, n, params);
     if (res == NULL)
         return;
@@ -965,28 +964,21 @@ void resource_delete(resource_call_t *call)
     PQclear(res);
     if (!found)
         s_reply_not_found(call);
-    else if (call->def->archivable)
-        resource_reply_row(call, 200);
-    else
+    else if (gone)
         api_reply_take(call->reply, 204, NULL, strdup(""), 0);
+    else
+        resource_reply_row(call, 200);
+}
+
+void resource_delete(resource_call_t *call)
+{
+    if (call->def->archivable)
+        s_change_row(call, "UPDATE %s SET archived_at = coalesce(archived_at, now())%s RETURNING id", false);
+    else
+        s_change_row(call, "DELETE FROM %s%s RETURNING id", true);
 }
 
 void resource_restore(resource_call_t *call)
 {
-    if (resource_check_parents(call) != 0)
-        return;
-    const char *params[3];
-    char idbuf[3][24];
-    sql_t q = {0}, where = {0};
-    int n = s_where(&where, call, true, params, idbuf);
-    s_sql(&q, "UPDATE %s SET archived_at = NULL%s RETURNING id", call->def->table, where.text);
-    PGresult *res = resource_exec(call, q.text, n, params);
-    if (res == NULL)
-        return;
-    bool found = PQntuples(res) == 1;
-    PQclear(res);
-    if (found)
-        resource_reply_row(call, 200);
-    else
-        s_reply_not_found(call);
+    s_change_row(call, "UPDATE %s SET archived_at = NULL%s RETURNING id", false);
 }
