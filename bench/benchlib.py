@@ -103,6 +103,15 @@ class Impactd:
                 self.proc.wait()
 
 
+def json_lines(stream, program):
+    """The JSON objects a C benchmark printed one per line (other lines skipped), and the number
+    of runs they report; exits naming `program` when it printed none."""
+    measurements = [json.loads(line) for line in (raw.strip() for raw in stream) if line.startswith("{")]
+    if not measurements:
+        raise SystemExit(f"{program} printed no measurements")
+    return measurements, max(m.get("runs", 0) for m in measurements)
+
+
 def write_result(name, metrics, runs, notes=()):
     RESULTS.mkdir(parents=True, exist_ok=True)
     data = {

@@ -318,18 +318,17 @@ void test_server_destroy(test_server_t **s_p)
     *s_p = NULL;
 }
 
-char *test_server_cli(test_server_t *s, const char *const *args)
+int test_impactd_run(const char *const *args, char *out, size_t size)
 {
     const char *bin = getenv("IMPACTD_BIN");
     assert_non_null(bin);
-    char *argv[24] = {"impactd", "--data-dir", s->data_dir};
-    int argc = 3;
-    if (s->db) {
-        argv[argc++] = "--database-url";
-        argv[argc++] = s->db;
-    }
-    for (int i = 0; args[i] && argc < 23; i++)
+    assert_true(size > 0);
+    char *argv[32] = {"impactd"};
+    int argc = 1;
+    for (int i = 0; args[i]; i++) {
+        assert_true(argc < 31);
         argv[argc++] = (char *)args[i];
+    }
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
@@ -342,21 +341,30 @@ char *test_server_cli(test_server_t *s, const char *const *args)
         _exit(127);
     }
     close(fds[1]);
-    size_t n = 0, cap = 4096;
-    char *out = malloc(cap);
+    size_t n = 0;
     ssize_t r;
-    while (out && (r = read(fds[0], out + n, cap - 1 - n)) > 0) {
+    while (n + 1 < size && (r = read(fds[0], out + n, size - 1 - n)) > 0)
         n += (size_t)r;
-        if (n + 1 == cap)
-            out = realloc(out, cap *= 2);
-    }
+    out[n] = '\0';
     close(fds[0]);
     int status;
-    waitpid(pid, &status, 0);
-    if (out == NULL || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        free(out);
-        return NULL;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+char *test_server_cli(test_server_t *s, const char *const *args)
+{
+    const char *argv[24] = {"--data-dir", s->data_dir};
+    int argc = 2;
+    if (s->db) {
+        argv[argc++] = "--database-url";
+        argv[argc++] = s->db;
     }
-    out[n] = '\0';
-    return out;
+    for (int i = 0; args[i]; i++) {
+        assert_true(argc < 23);
+        argv[argc++] = args[i];
+    }
+    char out[65536];
+    int status = test_impactd_run(argv, out, sizeof(out));
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? strdup(out) : NULL;
 }

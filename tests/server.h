@@ -91,6 +91,12 @@ void test_reply_free(test_reply_t *reply);
 int test_reply_header(const test_reply_t *reply, const char *name, char *buf, size_t size);
 
 /**
+ * Runs `impactd <args...>` (args NULL-terminated) with its stdout captured into out (cut at
+ * size - 1 bytes, NUL-terminated). Returns the wait status.
+ */
+int test_impactd_run(const char *const *args, char *out, size_t size);
+
+/**
  * Runs `impactd <args...>` against the server's database (CLI subcommands such as
  * "accounts create NAME"), returning its stdout (malloc'd) or NULL when it failed.
  */

@@ -14,38 +14,8 @@
 
 #include <cmocka.h>
 
+#include "tests/server.h"
 #include "tests/support.h"
-
-/* Runs impactd with `args` (NULL-terminated), stdout captured into out; returns the wait status. */
-static int s_impactd(char *out, size_t size, const char *args[])
-{
-    const char *bin = getenv("IMPACTD_BIN");
-    assert_non_null(bin);
-    char *argv[16] = {"impactd"};
-    for (int i = 0; args[i] && i < 14; i++)
-        argv[i + 1] = (char *)args[i];
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execv(bin, argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < size && (r = read(fds[0], out + n, size - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
-    close(fds[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return status;
-}
 
 static void s_assert_exit(int status, int code)
 {
@@ -56,21 +26,21 @@ static void s_assert_exit(int status, int code)
 static void test_version(void **state)
 {
     char out[256];
-    s_assert_exit(s_impactd(out, sizeof(out), (const char *[]){"--version", NULL}), 0);
+    s_assert_exit(test_impactd_run((const char *const[]){"--version", NULL}, out, sizeof(out)), 0);
     assert_string_equal(out, "impactd " IMPACT_VERSION "\n");
 }
 
 static void test_usage_errors_exit_2(void **state)
 {
     char out[256];
-    s_assert_exit(s_impactd(out, sizeof(out), (const char *[]){"--no-such-flag", NULL}), 2);
-    s_assert_exit(s_impactd(out, sizeof(out), (const char *[]){"--store-workers", "zero", NULL}), 2);
-    s_assert_exit(s_impactd(out, sizeof(out), (const char *[]){"frobnicate", NULL}), 2);
-    s_assert_exit(s_impactd(out, sizeof(out), (const char *[]){"accounts", "create", NULL}), 2);
-    s_assert_exit(s_impactd(out, sizeof(out), (const char *[]){"keys", "create", NULL}), 2);
-    s_assert_exit(s_impactd(out, sizeof(out), (const char *[]){"--role", "nope", NULL}), 2);
-    s_assert_exit(s_impactd(out, sizeof(out), (const char *[]){"--role", "store", "--index", "99", NULL}), 2);
-    s_assert_exit(s_impactd(out, sizeof(out), (const char *[]){"--role", NULL}), 2);
+    s_assert_exit(test_impactd_run((const char *const[]){"--no-such-flag", NULL}, out, sizeof(out)), 2);
+    s_assert_exit(test_impactd_run((const char *const[]){"--store-workers", "zero", NULL}, out, sizeof(out)), 2);
+    s_assert_exit(test_impactd_run((const char *const[]){"frobnicate", NULL}, out, sizeof(out)), 2);
+    s_assert_exit(test_impactd_run((const char *const[]){"accounts", "create", NULL}, out, sizeof(out)), 2);
+    s_assert_exit(test_impactd_run((const char *const[]){"keys", "create", NULL}, out, sizeof(out)), 2);
+    s_assert_exit(test_impactd_run((const char *const[]){"--role", "nope", NULL}, out, sizeof(out)), 2);
+    s_assert_exit(test_impactd_run((const char *const[]){"--role", "store", "--index", "99", NULL}, out, sizeof(out)), 2);
+    s_assert_exit(test_impactd_run((const char *const[]){"--role", NULL}, out, sizeof(out)), 2);
     assert_string_equal(out, "");
 }
 
@@ -92,16 +62,18 @@ static void test_accounts_and_keys_with_the_embedded_cluster(void **state)
     char data_dir[512], out[1024], id[32], key1[64], key2[64], auth[128], pidfile[600];
     snprintf(data_dir, sizeof(data_dir), "%s/data", tmp);
 
-    s_assert_exit(s_impactd(out, sizeof(out), (const char *[]){"--data-dir", data_dir, "accounts", "create", "Acme", NULL}), 0);
+    s_assert_exit(
+        test_impactd_run((const char *const[]){"--data-dir", data_dir, "accounts", "create", "Acme", NULL}, out, sizeof(out)), 0);
     s_value(out, "IMPACT_ACCOUNT_ID=", id, sizeof(id));
     s_value(out, "IMPACT_API_KEY=", key1, sizeof(key1));
     s_value(out, "IMPACT_API_AUTH=", auth, sizeof(auth));
     assert_int_equal(strncmp(key1, "ik_", 3), 0);
     assert_int_equal(strncmp(auth, "ia_", 3), 0);
 
-    s_assert_exit(s_impactd(out, sizeof(out),
-                            (const char *[]){"--data-dir", data_dir, "keys", "create", "--account", id, "--label", "ci", NULL}),
-                  0);
+    s_assert_exit(
+        test_impactd_run((const char *const[]){"--data-dir", data_dir, "keys", "create", "--account", id, "--label", "ci", NULL},
+                         out, sizeof(out)),
+        0);
     s_value(out, "IMPACT_API_KEY=", key2, sizeof(key2));
     assert_string_not_equal(key1, key2);
 
@@ -109,9 +81,11 @@ static void test_accounts_and_keys_with_the_embedded_cluster(void **state)
     snprintf(pidfile, sizeof(pidfile), "%s/pg/data/postmaster.pid", data_dir);
     assert_int_equal(access(pidfile, F_OK), -1);
 
-    s_assert_exit(s_impactd(out, sizeof(out), (const char *[]){"--data-dir", data_dir, "keys", "create", "--account", "x", NULL}),
-                  2);
-    s_assert_exit(s_impactd(out, sizeof(out), (const char *[]){"--data-dir", data_dir, "keys", "create", "--account", "999", NULL}),
+    s_assert_exit(
+        test_impactd_run((const char *const[]){"--data-dir", data_dir, "keys", "create", "--account", "x", NULL}, out, sizeof(out)),
+        2);
+    s_assert_exit(test_impactd_run((const char *const[]){"--data-dir", data_dir, "keys", "create", "--account", "999", NULL}, out,
+                                   sizeof(out)),
                   1);
     assert_int_equal(access(pidfile, F_OK), -1);
     support_rmtree(&tmp);
