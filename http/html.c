@@ -508,10 +508,9 @@ static bool s_all_objects(json_t *arr)
     return true;
 }
 
-static void s_table(html_out_t *o, json_t *arr, const char **cols, size_t ncols, int depth)
+/* The opening of a grid: its header row of column names, then the body's start tag. */
+static void s_grid_head(html_out_t *o, const char **cols, size_t ncols)
 {
-    size_t i;
-    json_t *elem;
     s_puts(o, "<table class=\"grid\"><thead><tr>");
     for (size_t c = 0; c < ncols; c++) {
         s_puts(o, "<th>");
@@ -519,6 +518,13 @@ static void s_table(html_out_t *o, json_t *arr, const char **cols, size_t ncols,
         s_puts(o, "</th>");
     }
     s_puts(o, "</tr></thead><tbody>");
+}
+
+static void s_table(html_out_t *o, json_t *arr, const char **cols, size_t ncols, int depth)
+{
+    size_t i;
+    json_t *elem;
+    s_grid_head(o, cols, ncols);
     json_array_foreach(arr, i, elem)
     {
         s_puts(o, "<tr>");
@@ -566,13 +572,7 @@ static void s_summary(html_out_t *o, json_t *items, int depth)
                 cols[ncols++] = key;
         }
     }
-    s_puts(o, "<table class=\"grid\"><thead><tr>");
-    for (size_t c = 0; c < ncols; c++) {
-        s_puts(o, "<th>");
-        s_text0(o, cols[c]);
-        s_puts(o, "</th>");
-    }
-    s_puts(o, "</tr></thead><tbody>");
+    s_grid_head(o, cols, ncols);
     json_array_foreach(items, i, elem)
     {
         json_t *uri = json_object_get(elem, "uri");
