@@ -1,0 +1,209 @@
+#include "actors/dialer/pacing.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/*
+ * The predictive engine.
+ *
+ * Each decision projects, second by second over the next horizon, the supply of callers (those
+ * on hold, plus every busy caller's probability of being free by then, from the learned talk
+ * and wrap-up distributions conditioned on how long they have been at it) and the demand
+ * (answered calls waiting, plus every unresolved dial's probability of turning into a call
+ * needing a caller by then, conditioned on how long it has rung). Both are sums of independent
+ * Bernoulli variables, approximated as normal.
+ *
+ * A new dial is placed while its marginal abandon probability stays under a threshold lambda:
+ * the probability that, at the moment its claim would arrive or at any later moment of the
+ * horizon, claims outnumber callers (then this claim, or one it displaces, is abandoned). This
+ * is the Lagrangian form of "maximise talk time subject to an abandon rate": a dial is worth
+ * placing if its expected cost in abandons is below the price lambda, and lambda is the one
+ * number feedback adjusts. It adapts by stochastic approximation: every claim put through nudges
+ * log(lambda) up by eta*target, every abandon pulls it down by eta*(1 - target), each weighted
+ * by the probability that a person answered, so it settles where the abandon rate of live
+ * answers equals the target whatever the model's biases.
+ *
+ * The target is the campaign cap minus a margin that shrinks as live answers accumulate
+ * (1.645 standard errors of a rate measured on that many answers): with little data the dialer
+ * keeps well under the cap, as the realised rate over the window must end below it with 95%
+ * confidence. Until it has seen enough dials to estimate answer rates at all, it dials as
+ * Power does.
+ */
+
+#define HORIZON_DEFAULT_S 40.0
+#define MAX_STEPS         128
+#define WARMUP_DIALS      30.0
+#define LAMBDA_INITIAL    0.08
+#define LAMBDA_MIN        1e-4
+#define LAMBDA_MAX        0.9
+#define ETA               0.25
+#define MARGIN_Z          1.645
+#define MARGIN_MIN_CLAIMS 150.0
+#define VARIANCE_FLOOR    0.05
+
+typedef struct {
+    pacing_policy_t base;
+    pacing_predictive_options_t options;
+    double log_lambda;
+    double cap;         /* the campaign's cap, as last seen in a view */
+    double live_claims; /* estimated live answers so far */
+    double supply_mean[MAX_STEPS], supply_var[MAX_STEPS];
+    double demand_mean[MAX_STEPS], demand_var[MAX_STEPS];
+    double fresh[MAX_STEPS]; /* P(a fresh dial has claimed by step k) */
+    double shortfall[MAX_STEPS];
+} predictive_t;
+
+static double target_rate(const predictive_t *self, double cap)
+{
+    if (self->options.target > 0)
+        return self->options.target;
+    double n = self->live_claims;
+    if (n < MARGIN_MIN_CLAIMS)
+        n = MARGIN_MIN_CLAIMS;
+    double target = cap - MARGIN_Z * sqrt(cap * (1.0 - cap) / n);
+    return target > cap * 0.1 ? target : cap * 0.1;
+}
+
+static double normal_cdf(double x)
+{
+    return 0.5 * erfc(-x / M_SQRT2);
+}
+
+static void add_row(double *mean, double *var, const double *row, int n)
+{
+    for (int k = 0; k < n; k++) {
+        mean[k] += row[k];
+        var[k] += row[k] * (1.0 - row[k]);
+    }
+}
+
+static void project(predictive_t *self, const pacing_view_t *view, int steps, int grace_steps)
+{
+    const pacing_stats_t *stats = view->stats;
+    int supply_steps = steps + grace_steps;
+    double row[MAX_STEPS];
+    for (int k = 0; k < supply_steps; k++) {
+        self->supply_mean[k] = 0;
+        self->supply_var[k] = 0;
+    }
+    for (uint32_t i = 0; i < view->n_callers; i++) {
+        const pacing_caller_t *caller = &view->callers[i];
+        double elapsed = (double)(view->now_us - caller->since_us) / 1e6;
+        switch (caller->state) {
+        case PACING_CALLER_READY:
+            for (int k = 0; k < supply_steps; k++)
+                self->supply_mean[k] += 1.0;
+            break;
+        case PACING_CALLER_ON_CALL:
+            pacing_stats_free_from_talk_row(stats, elapsed, supply_steps, row);
+            add_row(self->supply_mean, self->supply_var, row, supply_steps);
+            break;
+        case PACING_CALLER_WRAP_UP:
+            pacing_stats_free_from_wrap_row(stats, elapsed, supply_steps, row);
+            add_row(self->supply_mean, self->supply_var, row, supply_steps);
+            break;
+        case PACING_CALLER_PREVIEW:
+            break;
+        }
+    }
+    for (int k = 0; k < steps; k++) {
+        self->demand_mean[k] = view->waiting;
+        self->demand_var[k] = 0;
+    }
+    pacing_stats_claim_row(stats, 0, steps, self->fresh);
+    for (uint32_t j = 0; j < view->n_unresolved; j++) {
+        pacing_stats_claim_row(stats, (double)(view->now_us - view->dialed_at_us[j]) / 1e6, steps, row);
+        add_row(self->demand_mean, self->demand_var, row, steps);
+    }
+}
+
+/* Marginal abandon probability of one more dial when `extra` new dials are already planned. */
+static double marginal_abandon(predictive_t *self, int steps, int grace_steps, int extra)
+{
+    for (int k = 0; k < steps; k++) {
+        double q = self->fresh[k];
+        double slack = self->supply_mean[k + grace_steps] - self->demand_mean[k] - extra * q;
+        double var = self->supply_var[k + grace_steps] + self->demand_var[k] + extra * q * (1.0 - q) + VARIANCE_FLOOR;
+        self->shortfall[k] = normal_cdf((0.5 - slack) / sqrt(var));
+    }
+    /* A claim arriving at k suffers if the campaign is short then or at any later step. */
+    double worst = 0, expected = 0;
+    for (int k = steps - 1; k >= 1; k--) {
+        if (self->shortfall[k] > worst)
+            worst = self->shortfall[k];
+        expected += (self->fresh[k] - self->fresh[k - 1]) * worst;
+    }
+    double claim = self->fresh[steps - 1];
+    return claim > 0 ? expected / claim : 1.0;
+}
+
+static int predictive_lines(pacing_policy_t *base, const pacing_view_t *view, pacing_reason_t reason)
+{
+    predictive_t *self = (predictive_t *)base;
+    self->cap = view->abandon_cap;
+    int power = (int)view->ready - (int)view->n_unresolved - (int)view->waiting;
+    if (pacing_stats_dial_weight(view->stats) < WARMUP_DIALS || pacing_stats_claim_probability(view->stats) <= 0)
+        return power;
+
+    int steps = (int)ceil(self->options.horizon_seconds) + 1;
+    int grace_steps = (int)floor(view->grace_seconds + pacing_stats_mean_greeting(view->stats));
+    if (grace_steps < 0)
+        grace_steps = 0;
+    if (steps + grace_steps > MAX_STEPS)
+        steps = MAX_STEPS - grace_steps;
+    project(self, view, steps, grace_steps);
+
+    double lambda = exp(self->log_lambda);
+    int room = (int)view->max_lines - (int)view->n_unresolved;
+    int n = 0;
+    while (n < room && marginal_abandon(self, steps, grace_steps, n) <= lambda)
+        n++;
+    return n > power ? n : power;
+}
+
+/* Weighting each step by the probability that a person answered makes the fixed point the rate
+ * of abandoned people among people, the quantity the rule caps, rather than among all answers. */
+static void predictive_claim_outcome(pacing_policy_t *base, int64_t now_us, bool abandoned, double live)
+{
+    predictive_t *self = (predictive_t *)base;
+    self->live_claims += live;
+    double target = target_rate(self, self->cap);
+    self->log_lambda += abandoned ? -ETA * live * (1.0 - target) : ETA * live * target;
+    if (self->log_lambda < log(LAMBDA_MIN))
+        self->log_lambda = log(LAMBDA_MIN);
+    if (self->log_lambda > log(LAMBDA_MAX))
+        self->log_lambda = log(LAMBDA_MAX);
+}
+
+static void predictive_destroy(pacing_policy_t **self_p)
+{
+    free(*self_p);
+    *self_p = NULL;
+}
+
+static const pacing_ops_t predictive_ops = {
+    .name = "predictive",
+    .lines = predictive_lines,
+    .claim_outcome = predictive_claim_outcome,
+    .destroy = predictive_destroy,
+};
+
+pacing_policy_t *pacing_predictive_new(const pacing_predictive_options_t *options)
+{
+    predictive_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->base.ops = &predictive_ops;
+    if (options)
+        self->options = *options;
+    if (self->options.horizon_seconds <= 0)
+        self->options.horizon_seconds = HORIZON_DEFAULT_S;
+    self->log_lambda = log(LAMBDA_INITIAL);
+    self->cap = 0.03;
+    return &self->base;
+}
+
+double pacing_predictive_threshold(const pacing_policy_t *policy)
+{
+    return exp(((const predictive_t *)policy)->log_lambda);
+}
