@@ -15,7 +15,7 @@ packages=(
     libh2o-evloop-dev libzmq3-dev libczmq-dev libmsgpack-dev libpq-dev libcurl4-openssl-dev
     libcmocka-dev libssl-dev libjansson-dev libargon2-dev libphonenumber-dev python3-phonenumbers postgresql
     nghttp2-client wrk valgrind python3
-    python3-yaml chromium nodejs npm
+    python3-yaml python3-matplotlib chromium nodejs npm
 )
 
 # Installed, or provided by an installed package (NodeSource's nodejs provides npm and conflicts

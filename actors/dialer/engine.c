@@ -53,6 +53,8 @@ struct caller_t {
     engine_number_t preview;
     bool has_preview;
     bool awaiting_disposition, last_greeted; /* about the call just finished */
+    bool last_was_machine;
+    int64_t last_bridged_at;
 };
 
 struct engine_t {
@@ -292,6 +294,8 @@ static void end_call(engine_t *self, call_t *call, engine_outcome_t outcome, int
             pacing_stats_talk(self->stats, (double)(now - call->bridged_at) / US_PER_S);
             caller->awaiting_disposition = true;
             caller->last_greeted = greeted_in_time(self, call);
+            caller->last_was_machine = false;
+            caller->last_bridged_at = call->bridged_at;
             set_caller_state(self, caller, CALLER_WRAP_UP, now);
             emit(self, ENGINE_CALLER_WRAP_UP, now, call, caller, OUTCOME_NONE);
         } else if (caller->state == CALLER_PREVIEW_DIALING)
@@ -336,23 +340,27 @@ static void play_then_hang_up(engine_t *self, call_t *call, const char *uri, eng
 
 /* ---- claims: answered calls that need a caller ---- */
 
-static void claim_settled(engine_t *self, call_t *call, bool abandoned, int64_t now)
+/* A claim whose hold limit had passed before anyone knew it needed a caller (machine detection
+ * answering late, a "person" verdict with no greeting heard) is abandoned whatever pacing does:
+ * it counts for compliance but teaches pacing nothing. */
+static void claim_settled(engine_t *self, call_t *call, bool abandoned, bool expired_on_arrival, int64_t now)
 {
-    double live;
-    if (!self->config.detect_machine && !greeted_in_time(self, call))
+    /* A greeting seen in time proves a person. Without one, an abandoned claim is most likely a
+     * machine (no detection, or one that detection missed), and a claim put through is a person
+     * as often as callers say claims are. */
+    double live = 1.0;
+    if (!greeted_in_time(self, call))
         live = abandoned ? pacing_stats_person_share_ungreeted(self->stats) : pacing_stats_person_share(self->stats);
-    else
-        live = 1.0;
     if (abandoned)
         self->counts.abandoned++;
     pacing_stats_claim_outcome(self->stats, abandoned);
-    if (self->policy->ops->claim_outcome)
+    if (self->policy->ops->claim_outcome && !expired_on_arrival)
         self->policy->ops->claim_outcome(self->policy, now, abandoned, live);
 }
 
-static void abandon(engine_t *self, call_t *call, int64_t now)
+static void abandon(engine_t *self, call_t *call, bool expired_on_arrival, int64_t now)
 {
-    claim_settled(self, call, true, now);
+    claim_settled(self, call, true, expired_on_arrival, now);
     emit(self, ENGINE_CALL_ABANDONED, now, call, NULL, OUTCOME_NONE);
     play_then_hang_up(self, call, self->config.abandon_uri, OUTCOME_ABANDONED, now);
 }
@@ -365,11 +373,11 @@ static void bridge(engine_t *self, call_t *call, caller_t *caller, int64_t now)
         /* the far end is gone: nobody was put through, and the caller is still free */
         if (caller->state == CALLER_READY)
             ready_push(self, caller);
-        claim_settled(self, call, true, now);
+        claim_settled(self, call, true, false, now);
         end_call(self, call, OUTCOME_ABANDONED, now);
         return;
     }
-    claim_settled(self, call, false, now);
+    claim_settled(self, call, false, false, now);
     call->state = CALL_BRIDGED;
     call->caller = caller;
     call->bridged_at = now;
@@ -394,8 +402,13 @@ static void claim(engine_t *self, call_t *call, int64_t now)
     self->counts.claims++;
     emit(self, ENGINE_CALL_ANSWERED, now, call, NULL, OUTCOME_NONE);
     call->deadline = hold_deadline(self, call);
+    /* Without a greeting yet, the hold will stretch when it ends: expect the usual greeting. */
+    double hold = (double)(call->deadline - now) / US_PER_S;
+    if (!call->greeting_end_at && !self->config.detect_machine)
+        hold += pacing_stats_mean_greeting(self->stats);
+    pacing_stats_hold(self->stats, hold > 0 ? hold : 0);
     if (now > call->deadline) {
-        abandon(self, call, now);
+        abandon(self, call, true, now);
         return;
     }
     caller_t *caller = NULL;
@@ -431,7 +444,7 @@ static void on_call_timer(void *arg, int64_t now)
         claim(self, call, now);
         break;
     case CALL_WAITING:
-        abandon(self, call, now);
+        abandon(self, call, false, now);
         break;
     case CALL_BRIDGED:
         hang_up(self, call, OUTCOME_TALKED, now);
@@ -608,6 +621,8 @@ void engine_carrier_event(void *engine, const carrier_event_t *event)
         if (unanswered)
             call->answered_at = now;
         resolve(self, call, now, false);
+        if (self->config.machine_false_positive_rate > 0 && self->policy->ops->claim_outcome)
+            self->policy->ops->claim_outcome(self->policy, now, true, self->config.machine_false_positive_rate);
         emit(self, ENGINE_CALL_MACHINE, now, call, NULL, OUTCOME_NONE);
         play_then_hang_up(self, call, self->config.voicemail_uri, OUTCOME_VOICEMAIL, now);
         break;
@@ -623,7 +638,7 @@ void engine_carrier_event(void *engine, const carrier_event_t *event)
             /* the person hung up while nobody was free: still an abandoned live answer */
             wait_remove(self, call);
             call->state = CALL_ENDING;
-            claim_settled(self, call, true, now);
+            claim_settled(self, call, true, false, now);
             emit(self, ENGINE_CALL_ABANDONED, now, call, NULL, OUTCOME_NONE);
             end_call(self, call, OUTCOME_ABANDONED, now);
             break;
@@ -680,7 +695,7 @@ static void caller_becomes_ready(engine_t *self, caller_t *caller, int64_t now, 
     while (self->wait_head) {
         call_t *call = self->wait_head;
         if (now > call->deadline) {
-            abandon(self, call, now);
+            abandon(self, call, false, now);
             continue;
         }
         bridge(self, call, caller, now);
@@ -736,6 +751,9 @@ int engine_caller_ready(engine_t *self, uint64_t caller_id, int64_t now)
     if (!caller || caller->state != CALLER_WRAP_UP)
         return -1;
     pacing_stats_wrap(self->stats, (double)(now - caller->since) / US_PER_S);
+    if (caller->last_was_machine)
+        pacing_stats_machine_handle(self->stats, (double)(now - caller->last_bridged_at) / US_PER_S);
+    caller->last_was_machine = false;
     caller_becomes_ready(self, caller, now, true);
     return 0;
 }
@@ -768,6 +786,7 @@ int engine_caller_disposition(engine_t *self, uint64_t caller_id, bool person, i
     if (!caller || caller->state != CALLER_WRAP_UP || !caller->awaiting_disposition)
         return -1;
     caller->awaiting_disposition = false;
+    caller->last_was_machine = !person;
     pacing_stats_disposition(self->stats, person, caller->last_greeted);
     return 0;
 }

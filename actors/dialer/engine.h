@@ -33,8 +33,12 @@ typedef struct {
     double ring_timeout_seconds;
     double grace_seconds; /* hold limit after the greeting: 2 s in the US */
     double max_lines_per_caller;
-    double calls_per_second;       /* 0: no cap; else at most this many dials in any second (up to ENGINE_MAX_CPS) */
-    double abandon_cap;            /* e.g. 0.03 */
+    double calls_per_second; /* 0: no cap; else at most this many dials in any second (up to ENGINE_MAX_CPS) */
+    double abandon_cap;      /* e.g. 0.03 */
+    /* The share of people that machine detection takes for machines (and so hangs up on or
+     * leaves a message for): a reasoned estimate, as the UK regulator requires; pacing budgets
+     * for them as abandons. 0 when detection is off or the estimate is unknown. */
+    double machine_false_positive_rate;
     double tick_seconds;           /* how often pacing is reconsidered, besides caller events */
     double status_timeout_seconds; /* a dial with no final status this long after its ring timeout is ended */
     double max_call_seconds;       /* a bridged call with no end this long is hung up */

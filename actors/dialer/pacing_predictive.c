@@ -23,10 +23,11 @@
  * by the probability that a person answered, so it settles where the abandon rate of live
  * answers equals the target whatever the model's biases.
  *
- * The target is the campaign cap minus a margin that shrinks as live answers accumulate
- * (1.645 standard errors of a rate measured on that many answers): with little data the dialer
- * keeps well under the cap, as the realised rate over the window must end below it with 95%
- * confidence. Until it has seen enough dials to estimate answer rates at all, it dials as
+ * The target follows a budget: the campaign may end its window at the cap minus a margin that
+ * shrinks as live answers accumulate (1.645 standard errors of a rate measured on that many
+ * answers, so the realised rate is under the cap with 95% confidence), and the target is the
+ * rate that lands it there. With little data the dialer keeps well under the cap; what it saves
+ * then, it may spend later. Until it has seen enough dials to estimate answer rates at all, it dials as
  * Power does.
  */
 
@@ -39,29 +40,44 @@
 #define ETA               0.25
 #define MARGIN_Z          1.645
 #define MARGIN_MIN_CLAIMS 150.0
+#define BUDGET_STRETCH    300.0
 #define VARIANCE_FLOOR    0.05
 
 typedef struct {
     pacing_policy_t base;
     pacing_predictive_options_t options;
     double log_lambda;
-    double cap;         /* the campaign's cap, as last seen in a view */
-    double live_claims; /* estimated live answers so far */
+    double cap;                        /* the campaign's cap, as last seen in a view */
+    double live_claims, live_abandons; /* estimated live answers, and abandoned ones, so far */
     double supply_mean[MAX_STEPS], supply_var[MAX_STEPS];
     double demand_mean[MAX_STEPS], demand_var[MAX_STEPS];
     double fresh[MAX_STEPS]; /* P(a fresh dial has claimed by step k) */
     double shortfall[MAX_STEPS];
+    double machine_share; /* of claims, from callers' dispositions */
+    int returning_after;  /* steps until a machine's caller is free again */
 } predictive_t;
 
+/* The abandon rate the window may end at, with `n` live answers in it: the cap less 1.645
+ * standard errors, so the realised rate is under the cap with 95% confidence. */
+static double allowed_rate(double cap, double n)
+{
+    if (n < MARGIN_MIN_CLAIMS)
+        n = MARGIN_MIN_CLAIMS;
+    double allowed = cap - MARGIN_Z * sqrt(cap * (1.0 - cap) / n);
+    return allowed > cap * 0.1 ? allowed : cap * 0.1;
+}
+
+/* The rate to aim at from now on: the one that, held over the next stretch of answers, lands
+ * the campaign exactly on its allowed rate. Abandons saved while data was scarce (when the
+ * allowed rate was low) are spent later instead of being lost; abandons over budget are
+ * paid back. Never above the cap itself, never below a tenth of it. */
 static double target_rate(const predictive_t *self, double cap)
 {
     if (self->options.target > 0)
         return self->options.target;
-    double n = self->live_claims;
-    if (n < MARGIN_MIN_CLAIMS)
-        n = MARGIN_MIN_CLAIMS;
-    double target = cap - MARGIN_Z * sqrt(cap * (1.0 - cap) / n);
-    return target > cap * 0.1 ? target : cap * 0.1;
+    double n = self->live_claims, stretch = n / 4 > BUDGET_STRETCH ? n / 4 : BUDGET_STRETCH;
+    double target = (allowed_rate(cap, n + stretch) * (n + stretch) - self->live_abandons) / stretch;
+    return target > cap ? cap : target < cap * 0.1 ? cap * 0.1 : target;
 }
 
 static double normal_cdf(double x)
@@ -117,13 +133,23 @@ static void project(predictive_t *self, const pacing_view_t *view, int steps, in
     }
 }
 
-/* Marginal abandon probability of one more dial when `extra` new dials are already planned. */
+/* Marginal abandon probability of one more dial when `extra` new dials are already planned.
+ *
+ * A claim that turns out to be a machine hands its caller back after a short handle time, so
+ * claims made `returning_after` steps before a moment add a machine share of supply back. */
 static double marginal_abandon(predictive_t *self, int steps, int grace_steps, int extra)
 {
     for (int k = 0; k < steps; k++) {
         double q = self->fresh[k];
-        double slack = self->supply_mean[k + grace_steps] - self->demand_mean[k] - extra * q;
-        double var = self->supply_var[k + grace_steps] + self->demand_var[k] + extra * q * (1.0 - q) + VARIANCE_FLOOR;
+        int at = k + grace_steps, earlier = at - self->returning_after;
+        double back = 0, back_var = 0;
+        if (self->machine_share > 0 && earlier >= 0 && earlier < steps) {
+            double claims = self->demand_mean[earlier] + extra * self->fresh[earlier];
+            back = self->machine_share * claims;
+            back_var = back * (1.0 - self->machine_share);
+        }
+        double slack = self->supply_mean[at] + back - self->demand_mean[k] - extra * q;
+        double var = self->supply_var[at] + back_var + self->demand_var[k] + extra * q * (1.0 - q) + VARIANCE_FLOOR;
         self->shortfall[k] = normal_cdf((0.5 - slack) / sqrt(var));
     }
     /* A claim arriving at k suffers if the campaign is short then or at any later step. */
@@ -146,12 +172,14 @@ static int predictive_lines(pacing_policy_t *base, const pacing_view_t *view, pa
         return power;
 
     int steps = (int)ceil(self->options.horizon_seconds) + 1;
-    int grace_steps = (int)floor(view->grace_seconds + pacing_stats_mean_greeting(view->stats));
+    int grace_steps = (int)floor(pacing_stats_mean_hold(view->stats, view->grace_seconds));
     if (grace_steps < 0)
         grace_steps = 0;
     if (steps + grace_steps > MAX_STEPS)
         steps = MAX_STEPS - grace_steps;
     project(self, view, steps, grace_steps);
+    self->machine_share = 1.0 - pacing_stats_person_share(view->stats);
+    self->returning_after = (int)ceil(pacing_stats_mean_machine_handle(view->stats, MAX_STEPS));
 
     double lambda = exp(self->log_lambda);
     int room = (int)view->max_lines - (int)view->n_unresolved;
@@ -166,8 +194,10 @@ static int predictive_lines(pacing_policy_t *base, const pacing_view_t *view, pa
 static void predictive_claim_outcome(pacing_policy_t *base, int64_t now_us, bool abandoned, double live)
 {
     predictive_t *self = (predictive_t *)base;
-    self->live_claims += live;
     double target = target_rate(self, self->cap);
+    self->live_claims += live;
+    if (abandoned)
+        self->live_abandons += live;
     self->log_lambda += abandoned ? -ETA * live * (1.0 - target) : ETA * live * target;
     if (self->log_lambda < log(LAMBDA_MIN))
         self->log_lambda = log(LAMBDA_MIN);

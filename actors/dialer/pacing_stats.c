@@ -29,7 +29,7 @@ struct pacing_stats_t {
     hist_t claim, other;
     double dial_weight, dial_growth;
     hist_t talk, wrap;
-    double greeting_sum, greeting_weight;
+    double greeting_sum, greeting_weight, hold_sum, hold_weight, machine_sum, machine_weight;
     double dispositions, persons, ungreeted, ungreeted_persons;
     uint64_t claims, abandons, talks;
 };
@@ -172,6 +172,12 @@ void pacing_stats_greeting(pacing_stats_t *self, double seconds)
     self->greeting_weight = self->greeting_weight * 0.99 + 1.0;
 }
 
+void pacing_stats_hold(pacing_stats_t *self, double seconds)
+{
+    self->hold_sum = self->hold_sum * 0.99 + seconds;
+    self->hold_weight = self->hold_weight * 0.99 + 1.0;
+}
+
 void pacing_stats_claim_outcome(pacing_stats_t *self, bool abandoned)
 {
     self->claims++;
@@ -291,6 +297,22 @@ void pacing_stats_free_from_talk_row(const pacing_stats_t *self, double elapsed,
 double pacing_stats_mean_greeting(const pacing_stats_t *self)
 {
     return self->greeting_weight > 0 ? self->greeting_sum / self->greeting_weight : 0;
+}
+
+void pacing_stats_machine_handle(pacing_stats_t *self, double seconds)
+{
+    self->machine_sum = self->machine_sum * 0.99 + seconds;
+    self->machine_weight = self->machine_weight * 0.99 + 1.0;
+}
+
+double pacing_stats_mean_machine_handle(const pacing_stats_t *self, double fallback)
+{
+    return self->machine_weight > 0 ? self->machine_sum / self->machine_weight : fallback;
+}
+
+double pacing_stats_mean_hold(const pacing_stats_t *self, double fallback)
+{
+    return self->hold_weight > 0 ? self->hold_sum / self->hold_weight : fallback;
 }
 
 double pacing_stats_mean_talk(const pacing_stats_t *self)

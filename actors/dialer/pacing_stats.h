@@ -33,6 +33,9 @@ void pacing_stats_dial_resolved(pacing_stats_t *self, double seconds, bool claim
 void pacing_stats_talk(pacing_stats_t *self, double seconds);
 void pacing_stats_wrap(pacing_stats_t *self, double seconds);
 void pacing_stats_greeting(pacing_stats_t *self, double seconds);
+/* How long a claim may wait for a caller before the hold limit: the grace after the greeting,
+ * less whatever of it answering-machine detection already used. */
+void pacing_stats_hold(pacing_stats_t *self, double seconds);
 /* A claim was put through to a caller (abandoned = false) or not (true). */
 void pacing_stats_claim_outcome(pacing_stats_t *self, bool abandoned);
 
@@ -45,6 +48,10 @@ void pacing_stats_claim_outcome(pacing_stats_t *self, bool abandoned);
  * behind it: the "reasoned estimate" regulators accept for machine-detection errors.
  */
 void pacing_stats_disposition(pacing_stats_t *self, bool person, bool greeted_in_time);
+/* A caller's whole time on a machine put through to them: talk plus wrap-up. */
+void pacing_stats_machine_handle(pacing_stats_t *self, double seconds);
+/* Its mean, or `fallback` before any. */
+double pacing_stats_mean_machine_handle(const pacing_stats_t *self, double fallback);
 /* P(person | a claim), and P(person | a claim whose greeting did not end in time). */
 double pacing_stats_person_share(const pacing_stats_t *self);
 double pacing_stats_person_share_ungreeted(const pacing_stats_t *self);
@@ -73,6 +80,8 @@ void pacing_stats_free_from_talk_row(const pacing_stats_t *self, double elapsed,
 void pacing_stats_free_from_wrap_row(const pacing_stats_t *self, double elapsed, int n, double *row);
 
 double pacing_stats_mean_greeting(const pacing_stats_t *self);
+/* The mean of pacing_stats_hold, or `fallback` before any claim. */
+double pacing_stats_mean_hold(const pacing_stats_t *self, double fallback);
 double pacing_stats_mean_talk(const pacing_stats_t *self);
 double pacing_stats_mean_wrap(const pacing_stats_t *self);
 

@@ -312,6 +312,7 @@ static int run_one(const scenario_t *scenario, const policy_spec_t *spec, uint64
     config.mode = spec->mode;
     config.from = "+15550000000";
     config.detect_machine = scenario->amd;
+    config.machine_false_positive_rate = scenario->amd ? scenario->amd_fp : 0;
     config.voicemail_uri = scenario->amd ? "sim:voicemail" : NULL;
     config.abandon_uri = "sim:identification";
     config.ring_timeout_seconds = scenario->ring_timeout;
