@@ -198,9 +198,9 @@ void pacing_stats_disposition(pacing_stats_t *self, bool person, bool greeted_in
     }
 }
 
-/* The prior weighs like 20 dispositions, all persons: estimates start at 1 and come down only
+/* The prior weighs like 5 dispositions, all persons: estimates start at 1 and come down only
  * as evidence accumulates. */
-#define PERSON_PRIOR 20.0
+#define PERSON_PRIOR 5.0
 
 double pacing_stats_person_share(const pacing_stats_t *self)
 {
