@@ -1,9 +1,11 @@
 #include "phone/phone.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "phone/phone_nanp.h"
 #include "phone/phone_shim.h"
 #include "phone/phone_tzdata.h"
 
@@ -54,6 +56,46 @@ static const char *s_parse_input(const char *input, const scan_t *scan)
     return scan->digits >= 3 && scan->pluses <= 1 ? scan->compact : input;
 }
 
+static int s_compare_range(const void *key, const void *entry)
+{
+    uint32_t prefix = *(const uint32_t *)key;
+    const phone_nanp_range_t *range = entry;
+    return prefix < range->first ? -1 : prefix >= range[1].first ? 1 : 0;
+}
+
+/* North American numbers in the three shapes lists hold them, "NXXNXXXXXX" and "1NXXNXXXXXX" read
+ * in the US, and "+1NXXNXXXXXX" from anywhere, are answered from the table gen_nanp.py proved
+ * against libphonenumber's own +1 metadata, which costs a bsearch instead of a parse (about 25 us).
+ * gen_nanp.py also checks the parsing rules that make these shapes mean national number NXXNXXXXXX
+ * of +1; anything else, and prefixes it could not prove, go to libphonenumber. True when decided,
+ * with *error PHONE_OK (e164 written) or PHONE_INVALID. */
+static bool s_nanp(const scan_t *scan, const char *default_region, char *e164, phone_error_t *error)
+{
+    const char *c = scan->compact;
+    size_t len = strlen(c);
+    bool us = default_region != NULL && strcmp(default_region, "US") == 0;
+    const char *nsn = len == 12 && c[0] == '+' && c[1] == '1' ? c + 2
+                      : us && len == 11 && c[0] == '1'        ? c + 1
+                      : us && len == 10                       ? c
+                                                              : NULL;
+    if (nsn == NULL || strspn(nsn, "0123456789") != 10 || nsn[0] < '2')
+        return false;
+    uint32_t prefix = 0;
+    for (int i = 0; i < 6; i++)
+        prefix = prefix * 10 + (uint32_t)(nsn[i] - '0');
+    const phone_nanp_range_t *range =
+        bsearch(&prefix, phone_nanp_ranges, phone_nanp_range_count, sizeof(phone_nanp_ranges[0]), s_compare_range);
+    if (range == NULL || range->outcome == PHONE_NANP_SLOW)
+        return false;
+    *error = range->outcome == PHONE_NANP_VALID ? PHONE_OK : PHONE_INVALID;
+    if (*error == PHONE_OK) {
+        e164[0] = '+';
+        e164[1] = '1';
+        memcpy(e164 + 2, nsn, 11);
+    }
+    return true;
+}
+
 static phone_error_t s_normalize(const char *input, const char *default_region, char *e164, size_t size)
 {
     if (size < PHONE_E164_SIZE)
@@ -68,6 +110,9 @@ static phone_error_t s_normalize(const char *input, const char *default_region, 
         return PHONE_BAD_CHARACTER;
     if (scan.digits == 0) /* libphonenumber needs at least two digits: the parse could only fail */
         return strspn(input, " \t") == len ? PHONE_EMPTY : PHONE_NOT_A_NUMBER;
+    phone_error_t fast;
+    if (s_nanp(&scan, default_region, e164, &fast))
+        return fast;
     const char *region = default_region != NULL ? default_region : "ZZ";
     switch (phone_shim_e164(s_parse_input(input, &scan), region, e164, size)) {
     case PHONE_SHIM_OK:

@@ -79,8 +79,8 @@ static int64_t s_campaign(const char *name)
 static int64_t s_list(int64_t campaign, const char *name, const char *purpose, const char *map, const char *extra)
 {
     char body[1024];
-    snprintf(body, sizeof(body), "{\"name\": \"%s\", \"campaign_id\": %" PRId64 ", \"purpose\": \"%s\", \"column_map\": %s%s}", name,
-             campaign, purpose, map, extra ? extra : "");
+    snprintf(body, sizeof(body), "{\"name\": \"%s\", \"campaign_id\": %" PRId64 ", \"purpose\": \"%s\", \"column_map\": %s%s}",
+             name, campaign, purpose, map, extra ? extra : "");
     json_t *l = s_call("POST", "/v1/lists", "application/json", body, 0, 201);
     int64_t id = s_id(l);
     json_decref(l);
@@ -319,6 +319,45 @@ static void test_prune_lists_remove_numbers_and_leads(void **state)
     json_decref(all);
 }
 
+/* A second list meets what the first brought: its numbers (read back from the database, not
+ * from the first import's memory) and its leads by custom_id. */
+static void test_a_second_list_meets_the_campaigns_numbers_and_leads(void **state)
+{
+    int64_t campaign = s_campaign("Second list");
+    static const char map[] = "{\"phone\": \"phone\", \"id\": \"custom_id\", \"name\": \"first_name\"}";
+    int64_t first = s_list(campaign, "First", "import", map, NULL);
+    static const char csv1[] = "phone,id,name\n2125550111,a,Ann\n2125550112,b,Bob\n";
+    s_upload(first, 1, csv1, sizeof(csv1) - 1);
+    s_import(first);
+    json_decref(s_wait_import(first));
+
+    int64_t second = s_list(campaign, "Second", "import", map, NULL);
+    static const char csv2[] = "phone,id,name\n"
+                               "2125550112,a,Ann\n" /* a known number; lead a moves to it */
+                               "2125550113,,Yves\n" /* a new number */
+                               "2125550112,,Zoe\n"  /* a known number gains a lead */
+                               "2125550112,,Zoe\n"; /* the same lead again: nothing new */
+    s_upload(second, 1, csv2, sizeof(csv2) - 1);
+    s_import(second);
+    json_t *done = s_wait_import(second);
+    assert_int_equal(s_int(done, "rows_imported"), 4);
+    assert_int_equal(s_int(done, "rows_duplicate"), 3);
+    json_decref(done);
+
+    char path[160];
+    snprintf(path, sizeof(path), "/v1/numbers?campaign_id=%" PRId64, campaign);
+    assert_int_equal(s_total(path), 3);
+    snprintf(path, sizeof(path), "/v1/leads?campaign_id=%" PRId64, campaign);
+    assert_int_equal(s_total(path), 4); /* a, b, Yves, Zoe */
+    snprintf(path, sizeof(path), "/v1/leads?campaign_id=%" PRId64 "&custom_id=a", campaign);
+    json_t *leads = s_call("GET", path, NULL, NULL, 0, 200);
+    assert_int_equal(s_int(leads, "total"), 1);
+    json_t *a = json_array_get(json_object_get(leads, "items"), 0);
+    assert_string_equal(json_string_value(json_object_get(a, "phone")), "+12125550112");
+    assert_int_equal(s_int(a, "list_id"), second);
+    json_decref(leads);
+}
+
 static void test_a_bad_header_fails_the_list_with_a_reason(void **state)
 {
     int64_t campaign = s_campaign("Header check");
@@ -338,7 +377,8 @@ static pid_t s_importer_pid(void)
     pid_t pid = 0;
     size_t i;
     json_t *proc;
-    json_array_foreach(json_object_get(health, "processes"), i, proc) {
+    json_array_foreach(json_object_get(health, "processes"), i, proc)
+    {
         if (strcmp(json_string_value(json_object_get(proc, "name")), "importer") == 0)
             pid = (pid_t)json_integer_value(json_object_get(proc, "pid"));
     }
@@ -352,7 +392,8 @@ static void test_an_importer_killed_mid_import_resumes(void **state)
 {
     enum { ROWS = 60000, PART_BYTES = 900000 };
     int64_t campaign = s_campaign("Resumable");
-    int64_t list = s_list(campaign, "Large", "import", "{\"phone\": \"phone\", \"id\": \"custom_id\", \"name\": \"first_name\"}", NULL);
+    int64_t list =
+        s_list(campaign, "Large", "import", "{\"phone\": \"phone\", \"id\": \"custom_id\", \"name\": \"first_name\"}", NULL);
     size_t cap = (size_t)ROWS * 48 + 64, len = 0;
     char *csv = malloc(cap);
     assert_non_null(csv);
@@ -406,6 +447,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_import_normalises_dedupes_blocks_and_reports),
         cmocka_unit_test(test_prune_lists_remove_numbers_and_leads),
+        cmocka_unit_test(test_a_second_list_meets_the_campaigns_numbers_and_leads),
         cmocka_unit_test(test_a_bad_header_fails_the_list_with_a_reason),
         cmocka_unit_test(test_an_importer_killed_mid_import_resumes),
     };
