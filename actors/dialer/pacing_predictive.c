@@ -37,7 +37,7 @@
 #define LAMBDA_INITIAL    0.08
 #define LAMBDA_MIN        1e-4
 #define LAMBDA_MAX        0.9
-#define ETA               0.25
+#define ETA               0.1
 #define MARGIN_Z          1.645
 #define MARGIN_MIN_CLAIMS 150.0
 #define BUDGET_STRETCH    300.0
