@@ -49,8 +49,8 @@ typedef struct {
     double log_lambda;
     double cap;                        /* the campaign's cap, as last seen in a view */
     double live_claims, live_abandons; /* estimated live answers, and abandoned ones, so far */
-    double supply_mean[MAX_STEPS], supply_var[MAX_STEPS];
-    double demand_mean[MAX_STEPS], demand_var[MAX_STEPS];
+    double supply_mean[MAX_STEPS], supply_var[MAX_STEPS], supply_skew[MAX_STEPS];
+    double demand_mean[MAX_STEPS], demand_var[MAX_STEPS], demand_skew[MAX_STEPS];
     double fresh[MAX_STEPS]; /* P(a fresh dial has claimed by step k) */
     double shortfall[MAX_STEPS];
     double machine_share; /* of claims, from callers' dispositions */
@@ -85,11 +85,24 @@ static double normal_cdf(double x)
     return 0.5 * erfc(-x / M_SQRT2);
 }
 
-static void add_row(double *mean, double *var, const double *row, int n)
+/* Adds independent Bernoulli variables: mean, variance and third cumulant. */
+/* P(X <= x) for a zero-mean sum with the given variance and third cumulant: the normal law with
+ * Edgeworth's first correction, which matters in the tail where decisions are made and where
+ * sums of a few dozen lopsided Bernoulli variables are far from symmetric. */
+static double lower_tail(double x, double var, double skew)
+{
+    double sd = sqrt(var), z = x / sd, gamma = skew / (var * sd);
+    double p = normal_cdf(z) - gamma / 6.0 * (z * z - 1.0) * exp(-z * z / 2.0) / sqrt(2.0 * M_PI);
+    return p < 0 ? 0 : p > 1 ? 1 : p;
+}
+
+static void add_row(double *mean, double *var, double *skew, const double *row, int n)
 {
     for (int k = 0; k < n; k++) {
-        mean[k] += row[k];
-        var[k] += row[k] * (1.0 - row[k]);
+        double p = row[k];
+        mean[k] += p;
+        var[k] += p * (1.0 - p);
+        skew[k] += p * (1.0 - p) * (1.0 - 2.0 * p);
     }
 }
 
@@ -101,6 +114,7 @@ static void project(predictive_t *self, const pacing_view_t *view, int steps, in
     for (int k = 0; k < supply_steps; k++) {
         self->supply_mean[k] = 0;
         self->supply_var[k] = 0;
+        self->supply_skew[k] = 0;
     }
     for (uint32_t i = 0; i < view->n_callers; i++) {
         const pacing_caller_t *caller = &view->callers[i];
@@ -112,11 +126,11 @@ static void project(predictive_t *self, const pacing_view_t *view, int steps, in
             break;
         case PACING_CALLER_ON_CALL:
             pacing_stats_free_from_talk_row(stats, elapsed, supply_steps, row);
-            add_row(self->supply_mean, self->supply_var, row, supply_steps);
+            add_row(self->supply_mean, self->supply_var, self->supply_skew, row, supply_steps);
             break;
         case PACING_CALLER_WRAP_UP:
             pacing_stats_free_from_wrap_row(stats, elapsed, supply_steps, row);
-            add_row(self->supply_mean, self->supply_var, row, supply_steps);
+            add_row(self->supply_mean, self->supply_var, self->supply_skew, row, supply_steps);
             break;
         case PACING_CALLER_PREVIEW:
             break;
@@ -125,11 +139,12 @@ static void project(predictive_t *self, const pacing_view_t *view, int steps, in
     for (int k = 0; k < steps; k++) {
         self->demand_mean[k] = view->waiting;
         self->demand_var[k] = 0;
+        self->demand_skew[k] = 0;
     }
     pacing_stats_claim_row(stats, 0, steps, self->fresh);
     for (uint32_t j = 0; j < view->n_unresolved; j++) {
         pacing_stats_claim_row(stats, (double)(view->now_us - view->dialed_at_us[j]) / 1e6, steps, row);
-        add_row(self->demand_mean, self->demand_var, row, steps);
+        add_row(self->demand_mean, self->demand_var, self->demand_skew, row, steps);
     }
 }
 
@@ -150,7 +165,8 @@ static double marginal_abandon(predictive_t *self, int steps, int grace_steps, i
         }
         double slack = self->supply_mean[at] + back - self->demand_mean[k] - extra * q;
         double var = self->supply_var[at] + back_var + self->demand_var[k] + extra * q * (1.0 - q) + VARIANCE_FLOOR;
-        self->shortfall[k] = normal_cdf((0.5 - slack) / sqrt(var));
+        double skew = self->supply_skew[at] - self->demand_skew[k] - extra * q * (1.0 - q) * (1.0 - 2.0 * q);
+        self->shortfall[k] = lower_tail(0.5 - slack, var, skew);
     }
     /* A claim arriving at k suffers if the campaign is short then or at any later step. */
     double worst = 0, expected = 0;
