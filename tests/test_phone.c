@@ -225,8 +225,9 @@ static void test_nanp_fast_path_agrees_with_libphonenumber(void **state)
     static const char *const shapes[][2] = {{"%s", "US"},     {"1%s", "US"}, {"+1%s", "US"},           {"+1%s", NULL},
                                             {"+1%s", "GB"},   {"%s", "CA"},  {"(%.3s) %.3s-%s", "US"}, {"1%s", "GB"},
                                             {"011 1%s", "US"}};
+    /* Sized for the valgrind run, where each library call costs about a millisecond. */
     int valid = 0;
-    for (int i = 0; i < 4000; i++) {
+    for (int i = 0; i < 1500; i++) {
         char nsn[11], input[40], ours[PHONE_E164_SIZE] = "", theirs[PHONE_E164_SIZE] = "";
         /* Mostly 2-9 first, the only ones the table holds; some 0 and 1 to see them passed on. */
         nsn[0] = (char)('0' + (i % 10 == 0 ? rand() % 2 : 2 + rand() % 8));
@@ -247,7 +248,7 @@ static void test_nanp_fast_path_agrees_with_libphonenumber(void **state)
             valid += k == 0 && error == PHONE_OK;
         }
     }
-    assert_true(valid > 1000); /* the random numbers did reach valid prefixes */
+    assert_true(valid > 375); /* the random numbers did reach valid prefixes */
 }
 
 static void test_regions(void **state)
