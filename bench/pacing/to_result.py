@@ -49,10 +49,13 @@ def plot(name, rows, path):
             ax.axhline(r["live_talk_min_per_agent_hour"], color="grey", linestyle=":", label="clairvoyant ceiling")
             continue
         groups.setdefault(family_of(r["policy"]), []).append(r)
+    labels = dict(FAMILIES, **{"predictive-target": "ours at fixed targets"})
     for fam, rs in sorted(groups.items()):
         rs.sort(key=lambda r: r["abandon_rate"])
         ax.plot([100 * r["abandon_rate"] for r in rs], [r["live_talk_min_per_agent_hour"] for r in rs],
-                marker="o", label=fam)
+                marker="o", label=labels.get(fam, fam))
+    # the interesting part is around the cap; settings far beyond it are cut off
+    ax.set_xlim(-0.2, 3 * 100 * CAP)
     ax.axvline(100 * CAP, color="red", linestyle="--", linewidth=1, label="3% cap")
     ax.set_xlabel("abandon rate of live answers (%)")
     ax.set_ylabel("live talk minutes per agent-hour")
