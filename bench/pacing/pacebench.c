@@ -7,6 +7,7 @@
  * truth (who really answered, who was really abandoned), never from what the engine believes.
  *
  *   pacebench [--scenario FILE] [--set key=value ...] [--seeds N] --policy SPEC [--policy SPEC ...]
+ *   pacebench --campaigns N [...]   capacity: N campaigns on one core, CPU and decision times
  *
  * Policies: preview, progressive (alias power), ratio:R, power:R, adapt:MAX:DIFF:DROP[:HARD|AVERAGE],
  * oracle:S, impact, predictive[:TARGET], ceiling. Prints one JSON line per policy, pooled over
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define US_PER_S     1000000.0
 #define MAX_POLICIES 128
@@ -187,11 +189,27 @@ static void on_engine_event(void *ctx, const engine_event_t *event)
     }
 }
 
+/* In capacity mode: how long the engine takes to act on each answer (put it through, queue it
+ * or abandon it), in microseconds of this process's CPU-bound wall time. */
+static double *decision_us;
+static size_t n_decisions, decisions_capacity;
+
+static double monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
 /* The carrier is made before the engine it reports to, so its sink goes through the run. */
 static void forward_to_engine(void *ctx, const carrier_event_t *event)
 {
     run_t *run = ctx;
+    bool measured = decisions_capacity && (event->status == CARRIER_ANSWERED || event->status == CARRIER_ANSWERED_HUMAN);
+    double started = measured ? monotonic_us() : 0;
     engine_carrier_event(run->engine, event);
+    if (measured)
+        append_double(&decision_us, &n_decisions, &decisions_capacity, monotonic_us() - started);
 }
 
 static int next_number(void *ctx, int64_t now, engine_number_t *number)
@@ -284,29 +302,26 @@ static pacing_policy_t *make_policy(const policy_spec_t *spec, run_t *run, uint6
     return pacing_predictive_new(&options);
 }
 
-static int run_one(const scenario_t *scenario, const policy_spec_t *spec, uint64_t seed, totals_t *totals)
+/* Sets up one campaign on a timer queue it shares with others (capacity mode) or owns alone. */
+static int run_open(run_t *run, const scenario_t *scenario, const policy_spec_t *spec, uint64_t seed, timerq_t *timers)
 {
-    run_t run = {.scenario = *scenario};
-    run.scenario.seed = seed;
-    run.end_us = seconds(scenario->hours * 3600.0);
-    run.timers = timerq_new();
-    run.callers = calloc(scenario->agents + 1, sizeof *run.callers);
-    run.free_at = calloc(scenario->agents + 1, sizeof *run.free_at);
-    run.bridged_at = idmap_new();
-    run.n_minutes = 0;
+    *run = (run_t){.scenario = *scenario, .timers = timers};
+    run->scenario.seed = seed;
+    run->end_us = seconds(scenario->hours * 3600.0);
+    run->callers = calloc(scenario->agents + 1, sizeof *run->callers);
+    run->free_at = calloc(scenario->agents + 1, sizeof *run->free_at);
+    run->bridged_at = idmap_new();
     size_t minutes = (size_t)(scenario->hours * 60) + 2;
-    run.minute_live = calloc(minutes, sizeof *run.minute_live);
-    run.minute_abandoned = calloc(minutes, sizeof *run.minute_abandoned);
-    run.truth = (bench_truth_t){.scenario = &run.scenario, .free_at_us = run.free_at};
-    rng_seed(&run.caller_rng, seed, 0xca11e5);
-    int rc = -1;
-    if (!run.timers || !run.callers || !run.free_at || !run.bridged_at || !run.minute_live || !run.minute_abandoned)
-        goto Done;
-
-    run.sim = sim_carrier_new(&run.scenario, run.timers, 0, forward_to_engine, &run);
-    if (!run.sim)
-        goto Done;
-    sim_carrier_set_horizon(run.sim, run.end_us);
+    run->minute_live = calloc(minutes, sizeof *run->minute_live);
+    run->minute_abandoned = calloc(minutes, sizeof *run->minute_abandoned);
+    run->truth = (bench_truth_t){.scenario = &run->scenario, .free_at_us = run->free_at};
+    rng_seed(&run->caller_rng, seed, 0xca11e5);
+    if (!run->callers || !run->free_at || !run->bridged_at || !run->minute_live || !run->minute_abandoned)
+        return -1;
+    run->sim = sim_carrier_new(&run->scenario, timers, 0, forward_to_engine, run);
+    if (!run->sim)
+        return -1;
+    sim_carrier_set_horizon(run->sim, run->end_us);
     engine_config_t config;
     engine_config_defaults(&config);
     config.mode = spec->mode;
@@ -319,57 +334,132 @@ static int run_one(const scenario_t *scenario, const policy_spec_t *spec, uint64
     config.grace_seconds = scenario->grace;
     config.max_lines_per_caller = scenario->max_lines_per_agent;
     config.calls_per_second = scenario->cps;
-    engine_hooks_t hooks = {.next_number = next_number, .on_event = on_engine_event, .ctx = &run};
-    run.engine = engine_new(&config, sim_carrier_carrier(run.sim), run.timers, make_policy(spec, &run, seed), &hooks, 1, 0);
-    if (!run.engine)
-        goto Done;
+    engine_hooks_t hooks = {.next_number = next_number, .on_event = on_engine_event, .ctx = run};
+    run->engine = engine_new(&config, sim_carrier_carrier(run->sim), timers, make_policy(spec, run, seed), &hooks, 1, 0);
+    if (!run->engine)
+        return -1;
     for (uint32_t id = 1; id <= scenario->agents; id++)
-        run.callers[id] = (sim_caller_t){.run = &run, .id = id, .ready_since = -1, .present = true};
+        run->callers[id] = (sim_caller_t){.run = run, .id = id, .ready_since = -1, .present = true};
     for (uint32_t id = 1; id <= scenario->agents; id++)
-        engine_caller_join(run.engine, id, 0);
-    run.minute_timer = timerq_add(run.timers, seconds(60), on_minute, &run);
+        engine_caller_join(run->engine, id, 0);
+    run->minute_timer = timerq_add(timers, seconds(60), on_minute, run);
     if (scenario->logout_at_hours > 0 && scenario->logout_fraction > 0)
-        run.logout_timer = timerq_add(run.timers, seconds(scenario->logout_at_hours * 3600.0), on_logout, &run);
+        run->logout_timer = timerq_add(timers, seconds(scenario->logout_at_hours * 3600.0), on_logout, run);
+    return 0;
+}
 
-    for (int64_t t; (t = timerq_next(run.timers)) <= run.end_us;)
-        timerq_run_due(run.timers, t);
-
-    for (uint32_t id = 1; id <= scenario->agents; id++) {
-        sim_caller_t *caller = &run.callers[id];
-        end_busy(&run, caller, run.end_us);
-        int64_t until = caller->present ? run.end_us : caller->left_at;
-        run.staffed_seconds += (double)until / US_PER_S;
+static void run_close(run_t *run)
+{
+    engine_destroy(&run->engine);
+    sim_carrier_destroy(&run->sim);
+    if (run->timers) {
+        timerq_cancel(run->timers, &run->minute_timer);
+        timerq_cancel(run->timers, &run->logout_timer);
+        for (uint32_t id = 1; run->callers && id <= run->scenario.agents; id++)
+            timerq_cancel(run->timers, &run->callers[id].action);
     }
-    const sim_truth_t *truth = sim_carrier_truth(run.sim);
+    idmap_destroy(&run->bridged_at);
+    free(run->callers);
+    free(run->free_at);
+    free(run->minute_live);
+    free(run->minute_abandoned);
+    free(run->waits);
+    free((void *)run->history.attempts);
+}
+
+static void run_score(run_t *run, const policy_spec_t *spec, totals_t *totals)
+{
+    for (uint32_t id = 1; id <= run->scenario.agents; id++) {
+        sim_caller_t *caller = &run->callers[id];
+        end_busy(run, caller, run->end_us);
+        int64_t until = caller->present ? run->end_us : caller->left_at;
+        run->staffed_seconds += (double)until / US_PER_S;
+    }
+    const sim_truth_t *truth = sim_carrier_truth(run->sim);
     totals->talk_seconds += truth->live_talk_seconds;
-    totals->busy_seconds += run.busy_seconds;
-    totals->staffed_seconds += run.staffed_seconds;
+    totals->busy_seconds += run->busy_seconds;
+    totals->staffed_seconds += run->staffed_seconds;
     totals->live += truth->live_answered;
     totals->abandoned += truth->abandoned;
     totals->amd_fp += truth->amd_false_positives;
     totals->dials += truth->dials;
     totals->connected += truth->connected;
-    double worst = worst_hour(&run);
+    double worst = worst_hour(run);
     if (worst > totals->worst_hour)
         totals->worst_hour = worst;
-    for (size_t i = 0; i < run.n_waits; i++)
-        append_double(&totals->waits, &totals->n_waits, &totals->waits_capacity, run.waits[i]);
-    totals->seen_claims += engine_counts(run.engine)->claims;
-    totals->seen_abandoned += engine_counts(run.engine)->abandoned;
+    for (size_t i = 0; i < run->n_waits; i++)
+        append_double(&totals->waits, &totals->n_waits, &totals->waits_capacity, run->waits[i]);
+    totals->seen_claims += engine_counts(run->engine)->claims;
+    totals->seen_abandoned += engine_counts(run->engine)->abandoned;
     if (strncmp(spec->spec, "predictive", 10) == 0)
-        totals->threshold += pacing_predictive_threshold(engine_policy(run.engine));
-    rc = 0;
-Done:
-    engine_destroy(&run.engine);
-    sim_carrier_destroy(&run.sim);
-    timerq_destroy(&run.timers);
-    idmap_destroy(&run.bridged_at);
-    free(run.callers);
-    free(run.free_at);
-    free(run.minute_live);
-    free(run.minute_abandoned);
-    free(run.waits);
-    free((void *)run.history.attempts);
+        totals->threshold += pacing_predictive_threshold(engine_policy(run->engine));
+}
+
+static int run_one(const scenario_t *scenario, const policy_spec_t *spec, uint64_t seed, totals_t *totals)
+{
+    timerq_t *timers = timerq_new();
+    run_t run;
+    int rc = -1;
+    if (timers && run_open(&run, scenario, spec, seed, timers) == 0) {
+        for (int64_t t; (t = timerq_next(timers)) <= run.end_us;)
+            timerq_run_due(timers, t);
+        run_score(&run, spec, totals);
+        rc = 0;
+    }
+    if (timers)
+        run_close(&run);
+    timerq_destroy(&timers);
+    return rc;
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double percentile(double *values, size_t n, double p);
+
+/* Capacity mode: many campaigns on one timer queue and one core, as one machine would run
+ * them, timing the whole simulation and each answer's decision. The simulated carrier and
+ * callers run in the same process and are counted too, so the figures are an upper bound of
+ * what the engine itself costs. */
+static int run_capacity(const scenario_t *scenario, const policy_spec_t *spec, int campaigns)
+{
+    timerq_t *timers = timerq_new();
+    run_t *runs = calloc((size_t)campaigns, sizeof *runs);
+    if (!timers || !runs || append_double(&decision_us, &n_decisions, &decisions_capacity, 0) < 0)
+        return -1;
+    n_decisions = 0;
+    int rc = 0;
+    for (int c = 0; c < campaigns && rc == 0; c++)
+        rc = run_open(&runs[c], scenario, spec, (uint64_t)c, timers);
+    double started = cpu_seconds();
+    int64_t end = seconds(scenario->hours * 3600.0);
+    for (int64_t t; rc == 0 && (t = timerq_next(timers)) <= end;)
+        timerq_run_due(timers, t);
+    double cpu = cpu_seconds() - started, virtual_seconds = scenario->hours * 3600.0;
+    uint64_t dials = 0;
+    for (int c = 0; c < campaigns; c++) {
+        if (runs[c].sim)
+            dials += sim_carrier_truth(runs[c].sim)->dials;
+        run_close(&runs[c]);
+    }
+    if (rc == 0) {
+        double callers = (double)campaigns * scenario->agents;
+        printf("{\"policy\":\"%s\",\"campaigns\":%d,\"callers\":%.0f,\"virtual_seconds\":%.0f,\"cpu_seconds\":%.3f,"
+               "\"core_share_in_real_time\":%.4f,\"callers_per_core\":%.0f,\"dials_per_cpu_second\":%.0f,"
+               "\"answers\":%zu,\"answer_decision_p50_us\":%.1f,\"answer_decision_p99_us\":%.1f,\"answer_decision_max_us\":%.1f}\n",
+               spec->spec, campaigns, callers, virtual_seconds, cpu, cpu / virtual_seconds, callers * virtual_seconds / cpu,
+               (double)dials / cpu, n_decisions, percentile(decision_us, n_decisions, 0.5),
+               percentile(decision_us, n_decisions, 0.99), percentile(decision_us, n_decisions, 1.0));
+    }
+    free(runs);
+    timerq_destroy(&timers);
+    free(decision_us);
+    decision_us = NULL;
+    n_decisions = decisions_capacity = 0;
     return rc;
 }
 
@@ -424,7 +514,7 @@ static void print_result(const scenario_t *scenario, const policy_spec_t *spec, 
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: pacebench [--scenario FILE] [--set key=value ...] [--seeds N] --policy SPEC [--policy SPEC ...]\n");
+    fprintf(stderr, "usage: pacebench [--scenario FILE] [--set key=value ...] [--seeds N | --campaigns N] --policy SPEC ...\n");
 }
 
 int main(int argc, char **argv)
@@ -432,7 +522,7 @@ int main(int argc, char **argv)
     scenario_t scenario;
     scenario_defaults(&scenario);
     policy_spec_t specs[MAX_POLICIES];
-    int n_specs = 0, seeds = 3;
+    int n_specs = 0, seeds = 3, campaigns = 1;
     char err[512];
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -450,6 +540,12 @@ int main(int argc, char **argv)
             seeds = atoi(value);
             if (seeds < 1 || seeds > 1000) {
                 fprintf(stderr, "pacebench: --seeds must be 1..1000\n");
+                return 2;
+            }
+        } else if (strcmp(arg, "--campaigns") == 0 && value) {
+            campaigns = atoi(value);
+            if (campaigns < 1 || campaigns > 10000) {
+                fprintf(stderr, "pacebench: --campaigns must be 1..10000\n");
                 return 2;
             }
         } else if (strcmp(arg, "--policy") == 0 && value) {
@@ -471,7 +567,12 @@ int main(int argc, char **argv)
             usage();
         return 2;
     }
-    for (int p = 0; p < n_specs; p++) {
+    for (int p = 0; p < n_specs && campaigns > 1; p++)
+        if (strcmp(specs[p].spec, "ceiling") != 0 && run_capacity(&scenario, &specs[p], campaigns) < 0) {
+            fprintf(stderr, "pacebench: out of memory\n");
+            return 1;
+        }
+    for (int p = 0; p < n_specs && campaigns == 1; p++) {
         totals_t totals = {0};
         if (strcmp(specs[p].spec, "ceiling") != 0)
             for (int seed = 0; seed < seeds; seed++)

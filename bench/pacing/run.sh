@@ -25,6 +25,10 @@ ls "$here"/scenarios/*.scn | xargs -P 2 -I{} sh -c \
     'name=$(basename {} .scn); "$0" --scenario {} --seeds '"$seeds"' '"${extra[*]:-}"' "$@" > "'"$out"'/$name.jsonl"' \
     "$BENCH_BIN/pacebench" "${args[@]}"
 
+# Capacity: 1,000 callers in 100 campaigns of 10 on one core, Power as the baseline.
+"$BENCH_BIN/pacebench" --campaigns 100 --set agents=10 --set hours="$([ "${BENCH_QUICK:-0}" = 1 ] && echo 0.25 || echo 1)" \
+    --policy progressive --policy predictive > "$out/capacity.json"
+
 # The Python model of the same scenario, for the baseline policies it shares with us.
 reference="$here/../../../shared/tools/pacesim_reference.py"
 if [ -f "$reference" ]; then
