@@ -691,14 +691,19 @@ static void caller_becomes_ready(engine_t *self, caller_t *caller, int64_t now, 
         offer_preview(self, caller, now);
         return;
     }
-    /* a claim already waiting takes this caller at once */
+    /* A claim already waiting takes this caller at once: one whose greeting was heard first (a
+     * person, surely), else the oldest. A machine left waiting costs nobody anything; a person
+     * left waiting is an abandon. */
     while (self->wait_head) {
-        call_t *call = self->wait_head;
+        call_t *call = self->wait_head, *greeted = NULL;
         if (now > call->deadline) {
             abandon(self, call, false, now);
             continue;
         }
-        bridge(self, call, caller, now);
+        for (call_t *c = call; c && !greeted; c = c->wait_next)
+            if (c->greeting_end_at && now <= c->deadline)
+                greeted = c;
+        bridge(self, greeted ? greeted : call, caller, now);
         return;
     }
     if (caller->state != CALLER_READY)
