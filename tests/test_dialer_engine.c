@@ -153,6 +153,7 @@ struct harness_t {
     bool auto_wrap;      /* callers finish wrap-up after 5 s */
     bool auto_preview;   /* Preview callers dial after 3 s */
     int64_t max_hold_us; /* longest answer-to-abandon seen */
+    int64_t last_on_call_us;
     uint64_t returned;
     int64_t answered_at[1 << 14];
     caller_action_t actions[MAX_CALLERS + 1];
@@ -198,6 +199,8 @@ static void on_event(void *ctx, const engine_event_t *event)
         h->events[h->n_events++] = *event;
     if (event->type == ENGINE_CALL_ENDED)
         h->outcomes[event->outcome]++;
+    if (event->type == ENGINE_CALLER_ON_CALL)
+        h->last_on_call_us = event->at_us;
     if (event->type == ENGINE_CALL_ABANDONED && event->call_id < (1 << 14)) {
         int64_t held = event->at_us - h->answered_at[event->call_id];
         if (held > h->max_hold_us)
@@ -405,6 +408,71 @@ static void test_longest_waiting_caller_is_served_first(void **state)
     harness_destroy(&h);
 }
 
+/* A carrier that cannot put every answer through (the far end hung up just before): the
+ * simulated network, except that every third bridge is refused. */
+static carrier_t refusing_inner;
+static int bridges_tried;
+
+static int refusing_dial(void *self, uint64_t call_id, const carrier_dial_t *request, int64_t now)
+{
+    return refusing_inner.ops->dial(refusing_inner.self, call_id, request, now);
+}
+static int refusing_bridge(void *self, uint64_t call_id, uint64_t caller_id, int64_t now)
+{
+    if (++bridges_tried % 3 == 0) {
+        refusing_inner.ops->hang_up(refusing_inner.self, call_id, now);
+        return -1;
+    }
+    return refusing_inner.ops->bridge(refusing_inner.self, call_id, caller_id, now);
+}
+static int refusing_play(void *self, uint64_t call_id, const char *uri, bool hang_up_after, int64_t now)
+{
+    return refusing_inner.ops->play(refusing_inner.self, call_id, uri, hang_up_after, now);
+}
+static int refusing_transfer(void *self, uint64_t call_id, const char *to, int64_t now)
+{
+    return refusing_inner.ops->transfer(refusing_inner.self, call_id, to, now);
+}
+static int refusing_hang_up(void *self, uint64_t call_id, int64_t now)
+{
+    return refusing_inner.ops->hang_up(refusing_inner.self, call_id, now);
+}
+static void refusing_destroy(void **self_p) {}
+static const carrier_ops_t refusing_ops = {refusing_dial,     refusing_bridge,  refusing_play,
+                                           refusing_transfer, refusing_hang_up, refusing_destroy};
+
+static void test_refused_bridge_frees_the_caller(void **state)
+{
+    harness_t *h = calloc(1, sizeof *h);
+    scenario_defaults(&h->scenario);
+    char err[256];
+    for (const char *const *set = (const char *[]){"p_human=1", "p_machine=0", "p_noans=0", "talk_mean=30", NULL}; *set; set++)
+        assert_int_equal(scenario_set(&h->scenario, *set, err, sizeof err), 0);
+    h->timers = timerq_new();
+    h->sim = sim_carrier_new(&h->scenario, h->timers, 0, forward, h);
+    refusing_inner = sim_carrier_carrier(h->sim);
+    bridges_tried = 0;
+    engine_config_t config;
+    engine_config_defaults(&config);
+    /* more lines than callers, so answers also wait for callers coming out of wrap-up */
+    config.mode = DIAL_PREDICTIVE;
+    pacing_policy_t *greedy = calloc(1, sizeof *greedy);
+    greedy->ops = &greedy_ops;
+    engine_hooks_t hooks = {.next_number = give_number, .on_event = on_event, .ctx = h};
+    h->engine = engine_new(&config, (carrier_t){&refusing_ops, NULL}, h->timers, greedy, &hooks, 1, 0);
+    h->auto_wrap = true;
+    engine_caller_join(h->engine, 1, 0);
+    engine_caller_join(h->engine, 2, 0);
+    harness_run(h, 3600);
+    const engine_counts_t *counts = engine_counts(h->engine);
+    /* the callers kept working throughout: each took about a call a minute, every hour long */
+    assert_true(bridges_tried > 60);
+    assert_true(h->outcomes[OUTCOME_TALKED] > 60);
+    assert_true(h->last_on_call_us > S(3400));
+    assert_int_equal(counts->ready + counts->on_call + counts->wrap_up, 2);
+    harness_destroy(&h);
+}
+
 /* ---- whole shifts ---- */
 
 static void test_power_and_preview_never_abandon(void **state)
@@ -506,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_lost_status_is_timed_out),
         cmocka_unit_test(test_abandon_within_the_hold_limit),
         cmocka_unit_test(test_longest_waiting_caller_is_served_first),
+        cmocka_unit_test(test_refused_bridge_frees_the_caller),
         cmocka_unit_test(test_power_and_preview_never_abandon),
         cmocka_unit_test(test_preview_skip_returns_the_number),
         cmocka_unit_test(test_predictive_stays_under_its_cap),

@@ -133,6 +133,19 @@ static void ready_push(engine_t *self, caller_t *caller)
     self->counts.ready++;
 }
 
+/* Back at the head: a caller taken for a claim that vanished keeps their place in line. */
+static void ready_push_front(engine_t *self, caller_t *caller)
+{
+    caller->ready_next = self->ready_head;
+    caller->ready_prev = NULL;
+    if (self->ready_head)
+        self->ready_head->ready_prev = caller;
+    else
+        self->ready_tail = caller;
+    self->ready_head = caller;
+    self->counts.ready++;
+}
+
 static void ready_remove(engine_t *self, caller_t *caller)
 {
     if (caller->ready_prev)
@@ -365,17 +378,16 @@ static void abandon(engine_t *self, call_t *call, bool expired_on_arrival, int64
     play_then_hang_up(self, call, self->config.abandon_uri, OUTCOME_ABANDONED, now);
 }
 
-static void bridge(engine_t *self, call_t *call, caller_t *caller, int64_t now)
+/* Returns false when the carrier refused (the far end is already gone): the claim then ends
+ * abandoned and the caller is untouched, for the caller of bridge() to place again. */
+static bool bridge(engine_t *self, call_t *call, caller_t *caller, int64_t now)
 {
     if (call->state == CALL_WAITING)
         wait_remove(self, call);
     if (self->carrier.ops->bridge(self->carrier.self, call->id, caller->id, now) < 0) {
-        /* the far end is gone: nobody was put through, and the caller is still free */
-        if (caller->state == CALLER_READY)
-            ready_push(self, caller);
         claim_settled(self, call, true, false, now);
         end_call(self, call, OUTCOME_ABANDONED, now);
-        return;
+        return false;
     }
     claim_settled(self, call, false, false, now);
     call->state = CALL_BRIDGED;
@@ -386,6 +398,7 @@ static void bridge(engine_t *self, call_t *call, caller_t *caller, int64_t now)
     arm(self, call, now + seconds(self->config.max_call_seconds));
     emit(self, ENGINE_CALL_BRIDGED, now, call, caller, OUTCOME_NONE);
     emit(self, ENGINE_CALLER_ON_CALL, now, call, caller, OUTCOME_NONE);
+    return true;
 }
 
 static int64_t hold_deadline(const engine_t *self, const call_t *call)
@@ -411,15 +424,16 @@ static void claim(engine_t *self, call_t *call, int64_t now)
         abandon(self, call, true, now);
         return;
     }
-    caller_t *caller = NULL;
-    if (call->caller && call->caller->state == CALLER_PREVIEW_DIALING)
-        caller = call->caller;
-    else if (self->ready_head) {
-        caller = self->ready_head;
-        ready_remove(self, caller);
+    if (call->caller && call->caller->state == CALLER_PREVIEW_DIALING) {
+        /* a refusal ends the call, which offers the Preview caller the next contact */
+        bridge(self, call, call->caller, now);
+        return;
     }
+    caller_t *caller = self->ready_head;
     if (caller) {
-        bridge(self, call, caller, now);
+        ready_remove(self, caller);
+        if (!bridge(self, call, caller, now))
+            ready_push_front(self, caller);
         return;
     }
     call->caller = NULL;
@@ -703,8 +717,8 @@ static void caller_becomes_ready(engine_t *self, caller_t *caller, int64_t now, 
         for (call_t *c = call; c && !greeted; c = c->wait_next)
             if (c->greeting_end_at && now <= c->deadline)
                 greeted = c;
-        bridge(self, greeted ? greeted : call, caller, now);
-        return;
+        if (bridge(self, greeted ? greeted : call, caller, now))
+            return;
     }
     if (caller->state != CALLER_READY)
         set_caller_state(self, caller, CALLER_READY, now);
