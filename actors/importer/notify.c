@@ -10,32 +10,12 @@
 #include <unistd.h>
 
 #include "common/log.h"
-
-/* Loopback, private, link-local, CGNAT, multicast and unspecified addresses, v4 and v6. */
-static bool s_is_private(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
-        return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 16) == 0xa9fe || (a >> 20) == 0xac1 ||
-               (a >> 16) == 0xc0a8 || (a >> 22) == (100u << 2 | 1) || (a >> 28) == 0xe || a == 0xffffffff;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a)) {
-            struct sockaddr_in v4 = {.sin_family = AF_INET};
-            memcpy(&v4.sin_addr, a->s6_addr + 12, 4);
-            return s_is_private((const struct sockaddr *)&v4);
-        }
-        return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LINKLOCAL(a) || IN6_IS_ADDR_SITELOCAL(a) ||
-               IN6_IS_ADDR_MULTICAST(a) || (a->s6_addr[0] & 0xfe) == 0xfc;
-    }
-    return true;
-}
+#include "common/netguard.h"
 
 static curl_socket_t s_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *address)
 {
     bool allow_private = *(bool *)arg;
-    if (!allow_private && s_is_private(&address->addr))
+    if (!allow_private && netguard_is_private(&address->addr))
         return CURL_SOCKET_BAD;
     return socket(address->family, address->socktype, address->protocol);
 }

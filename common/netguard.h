@@ -1,0 +1,28 @@
+/*
+ * Keeping customer-supplied URLs (webhooks, number feeds) away from our own network.
+ *
+ * A URL given to the API is fetched or posted to by our processes, from inside our network: a
+ * URL naming a loopback or private address would let a customer reach services that are not
+ * theirs (server-side request forgery). Two checks close that: at request time the API resolves
+ * the URL's host and refuses private addresses with a 422, and at connection time libcurl's
+ * socket callback refuses them again, since DNS may answer differently later (rebinding).
+ * impactd's --allow-private-urls turns both off, for tests and local demos.
+ */
+#ifndef IMPACT_COMMON_NETGUARD_H
+#define IMPACT_COMMON_NETGUARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+/** Loopback, private, link-local, CGNAT, multicast and unspecified addresses, v4 and v6. */
+bool netguard_is_private(const struct sockaddr *address);
+
+/**
+ * Resolves the host of an http(s) URL and checks every address it has. 0 when all are public,
+ * -1 with the reason in `why` when one is private or the host does not resolve. Blocks for the
+ * resolver's time (bounded by resolv.conf's timeout and attempts).
+ */
+int netguard_check_url(const char *url, char *why, size_t size);
+
+#endif
