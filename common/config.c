@@ -29,8 +29,22 @@ static int s_set_int(long *dst, const char *value, long min, long max, const cha
     return 0;
 }
 
+/* Doubles are rates and factors: the lower bound is exclusive (a speed of 0 is no clock). */
+static int s_set_double(double *dst, const char *value, double above, double max, const char *what, char *err, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(value, &end);
+    if (errno || end == value || *end != '\0' || !(v > above && v <= max)) {
+        snprintf(err, errlen, "%s must be a number above %g and at most %g", what, above, max);
+        return -1;
+    }
+    *dst = v;
+    return 0;
+}
+
 /* One table drives flags and environment alike so the two can never disagree. */
-typedef enum { OPT_STR, OPT_INT, OPT_BOOL } opt_kind_t;
+typedef enum { OPT_STR, OPT_INT, OPT_BOOL, OPT_DOUBLE } opt_kind_t;
 typedef struct {
     const char *flag;
     const char *env;
@@ -60,6 +74,9 @@ static const option_t s_options[] = {
      1},
     {"--rate-limit", "IMPACT_RATE_LIMIT", OPT_INT, offsetof(impact_config_t, rate_limit), sizeof(int), 0, 1000000},
     {"--rate-burst", "IMPACT_RATE_BURST", OPT_INT, offsetof(impact_config_t, rate_burst), sizeof(int), 1, 1000000},
+    {"--sim-speed", "IMPACT_SIM_SPEED", OPT_DOUBLE, offsetof(impact_config_t, sim_speed), sizeof(double), 0, CONFIG_SIM_SPEED_MAX},
+    STR_OPT("--carrier", "IMPACT_CARRIER", carrier),
+    STR_OPT("--scenario", "IMPACT_SCENARIO", scenario),
 };
 #define OPTION_COUNT (sizeof(s_options) / sizeof(s_options[0]))
 
@@ -81,6 +98,10 @@ static int s_apply(impact_config_t *config, const option_t *o, const char *value
     case OPT_BOOL:
         *(bool *)field = strcmp(value, "1") == 0 || strcmp(value, "true") == 0 || strcmp(value, "yes") == 0;
         return 0;
+    case OPT_DOUBLE:
+        if (s_set_double((double *)field, value, (double)o->min, (double)o->max, what, err, errlen) != 0)
+            return -1;
+        return 0;
     }
     return -1;
 }
@@ -97,6 +118,8 @@ int config_parse(impact_config_t *config, int argc, char **argv, int *first_oper
     config->max_body = 1048576;
     config->rate_limit = 100;
     config->rate_burst = 200;
+    config->sim_speed = 1.0;
+    snprintf(config->carrier, sizeof(config->carrier), "sim");
 
     for (size_t i = 0; i < OPTION_COUNT; i++) {
         const char *value = getenv(s_options[i].env);
@@ -133,6 +156,11 @@ int config_parse(impact_config_t *config, int argc, char **argv, int *first_oper
     }
     *first_operand = i;
 
+    if (strcmp(config->carrier, "sim") != 0) {
+        snprintf(err, errlen, "--carrier must be sim (the only carrier so far), not %s", config->carrier);
+        return -1;
+    }
+
     if (config->tls_cert[0] == '\0')
         snprintf(config->tls_cert, sizeof(config->tls_cert), "%.*s/tls/cert.pem", PATH_MAX - 16, config->data_dir);
     if (config->tls_key[0] == '\0')
@@ -142,7 +170,7 @@ int config_parse(impact_config_t *config, int argc, char **argv, int *first_oper
 
 int config_export(const impact_config_t *config)
 {
-    char buf[32];
+    char buf[64];
     for (size_t i = 0; i < OPTION_COUNT; i++) {
         const option_t *o = &s_options[i];
         const char *field = (const char *)config + o->offset;
@@ -152,6 +180,8 @@ int config_export(const impact_config_t *config)
         else if (o->kind == OPT_INT)
             snprintf(buf, sizeof(buf), "%lld",
                      o->size == sizeof(int) ? (long long)*(const int *)field : (long long)*(const size_t *)field);
+        else if (o->kind == OPT_DOUBLE)
+            snprintf(buf, sizeof(buf), "%.17g", *(const double *)field);
         else
             value = *(const bool *)field ? "1" : "0";
         if (setenv(o->env, value, 1) != 0)

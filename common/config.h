@@ -19,6 +19,9 @@
  *   --allow-private-urls IMPACT_ALLOW_PRIVATE_URLS=1
  *   --rate-limit N       IMPACT_RATE_LIMIT      100   (requests per second per API key or client address; 0: off)
  *   --rate-burst N       IMPACT_RATE_BURST      200   (requests a full bucket admits at once)
+ *   --sim-speed X        IMPACT_SIM_SPEED       1     (dialers' clock: X simulated seconds per real second)
+ *   --carrier NAME       IMPACT_CARRIER         sim   (the only carrier so far)
+ *   --scenario FILE      IMPACT_SCENARIO        built-in defaults (the simulated carrier's and callers' scenario)
  *   (internal)           IMPACT_RUN_DIR, IMPACT_SHM_NAME
  */
 #ifndef IMPACT_COMMON_CONFIG_H
@@ -28,7 +31,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CONFIG_RUN_DIR_MAX 80 /* leaves room for socket names inside sun_path's 108 bytes */
+#define CONFIG_RUN_DIR_MAX   80 /* leaves room for socket names inside sun_path's 108 bytes */
+#define CONFIG_SIM_SPEED_MAX 10000
 
 typedef struct {
     char data_dir[PATH_MAX];
@@ -43,6 +47,9 @@ typedef struct {
     bool allow_private_urls;
     int rate_limit; /* per second per client (http/ratelimit.h); 0: no limit */
     int rate_burst;
+    double sim_speed;
+    char carrier[16];
+    char scenario[PATH_MAX]; /* empty: scenario_defaults */
     char run_dir[CONFIG_RUN_DIR_MAX];
     char shm_name[64];
 } impact_config_t;

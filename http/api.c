@@ -145,7 +145,7 @@ static int s_is_field_value(const char *s, size_t len)
 }
 
 /* "scheme://authority" for links the actor builds; left out when the authority looks odd. */
-static int s_base_url(h2o_req_t *req, char *buf, size_t size)
+int http_base_url(h2o_req_t *req, char *buf, size_t size)
 {
     h2o_iovec_t authority = req->authority;
     if (req->scheme == NULL || authority.len == 0 || authority.len > 200)
@@ -201,7 +201,7 @@ char *http_negotiate(h2o_req_t *req, h2o_iovec_t *body)
     size_t path_len = req->query_at < req->path.len ? req->query_at : req->path.len;
     html_page_t page = {
         .path = req->path.base, .path_len = path_len, .query = query.base, .query_len = query.len, .status = req->res.status};
-    if (s_base_url(req, origin, sizeof(origin)) == 0)
+    if (http_base_url(req, origin, sizeof(origin)) == 0)
         page.origin = origin;
     /* Only credentials from the query: those from headers or Basic are sent again by whoever
      * sent them, and those from a form body were never in the address bar. */
@@ -271,7 +271,7 @@ static void s_send_response(h2o_req_t *req, const msg_api_response_t *res)
     free(page);
 }
 
-static void on_reply(h2o_req_t *req, const http_reply_t *reply)
+void http_api_on_reply(h2o_req_t *req, const http_reply_t *reply)
 {
     char ctx[48];
     s_ctx(req, ctx, sizeof(ctx));
@@ -337,6 +337,19 @@ static int s_collect_headers(h2o_req_t *req, msg_pairs_t *pairs)
         if (msg_pairs_add(pairs, name, value) != 0)
             return -1;
     }
+    return 0;
+}
+
+int http_api_collect(h2o_req_t *req, msg_api_request_t *m)
+{
+    if (s_collect_headers(req, &m->headers) != 0)
+        return -1;
+    m->has_headers = m->headers.count > 0;
+    h2o_iovec_t query = req->query_at < req->path.len
+                            ? h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)
+                            : h2o_iovec_init(NULL, 0);
+    m->query = (msg_str_t){query.base, (uint32_t)query.len};
+    m->has_query = query.base != NULL;
     return 0;
 }
 
@@ -412,7 +425,6 @@ static int s_rate_limit(h2o_req_t *req, const msg_api_request_t *m)
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
-    http_thread_t *thread = http_thread_of(req);
     size_t path_len = req->query_at < req->path.len ? req->query_at : req->path.len;
     h2o_iovec_t path = h2o_iovec_init(req->path.base, path_len);
     h2o_iovec_t query = req->query_at < req->path.len
@@ -442,36 +454,45 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
 
     msg_api_request_t m = {0};
-    if (s_collect_headers(req, &m.headers) != 0) {
+    if (http_api_collect(req, &m) != 0) {
         http_problem_send(req, 431, "header-fields-too-large", "Request Header Fields Too Large",
                           "too many or too long request headers");
         return 0;
     }
-    m.has_headers = m.headers.count > 0;
-    m.query = (msg_str_t){query.base, (uint32_t)query.len};
-    m.has_query = query.base != NULL;
     if (s_rate_limit(req, &m) != 0)
         return 0;
-    h2o_iovec_t id = http_request_id(req);
-    char base_url[HTTP_REQUEST_LIMIT_base_url + 1];
+    int64_t campaign_id;
+    if (http_stats_match(path, &campaign_id)) {
+        http_stats_serve(req, campaign_id, &m);
+        return 0;
+    }
     m.method = (msg_str_t){req->method.base, (uint32_t)req->method.len};
     m.path = (msg_str_t){path.base, (uint32_t)path.len};
     m.body = (msg_str_t){req->entity.base, (uint32_t)req->entity.len};
     m.has_body = req->entity.base != NULL;
-    m.request_id = (msg_str_t){id.base, (uint32_t)id.len};
-    if (s_base_url(req, base_url, sizeof(base_url)) == 0) {
-        m.base_url = msg_str(base_url);
-        m.has_base_url = true;
-    }
+    http_api_send(req, &m, http_api_on_reply);
+    return 0;
+}
 
+int http_api_send(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb)
+{
+    http_thread_t *thread = http_thread_of(req);
+    const char *service = s_route(h2o_iovec_init(m->path.ptr, m->path.len));
+    h2o_iovec_t id = http_request_id(req);
+    char base_url[HTTP_REQUEST_LIMIT_base_url + 1];
+    m->request_id = (msg_str_t){id.base, (uint32_t)id.len};
+    if (http_base_url(req, base_url, sizeof(base_url)) == 0) {
+        m->base_url = msg_str(base_url);
+        m->has_base_url = true;
+    }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    if (msg_api_request_encode(&m, &sb) != 0) {
+    if (service == NULL || msg_api_request_encode(m, &sb) != 0) {
         msgpack_sbuffer_destroy(&sb);
         http_problem_send(req, 400, "bad-request", "Bad Request", "the request cannot be relayed");
-        return 0;
+        return -1;
     }
-    int rc = http_bridge_send(thread->bridge, req, service, sb.data, sb.size, on_reply);
+    int rc = http_bridge_send(thread->bridge, req, service, sb.data, sb.size, cb);
     int send_errno = errno;
     msgpack_sbuffer_destroy(&sb);
     if (rc != 0) {
@@ -482,6 +503,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             http_problem_send(req, 503, "overloaded", "Service Unavailable", "too many requests in flight");
         else
             http_problem_send(req, 500, "internal-error", "Internal Server Error", "the request could not be relayed");
+        return -1;
     }
     return 0;
 }

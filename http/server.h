@@ -17,6 +17,7 @@
 
 #include "http/bridge.h"
 #include "http/ratelimit.h"
+#include "schemas/msg.h"
 
 #define HTTP_BENCH_BODY_MAX (1024 * 1024)
 
@@ -70,6 +71,27 @@ h2o_iovec_t http_request_id(h2o_req_t *req);
 
 /** Registers the relay handler (api.c): everything under /v1 that no other handler takes. */
 void http_api_register(h2o_pathconf_t *pathconf);
+
+/** Fills m's forwarded headers and query from `req` (views into it). 0, or -1 (too many or too long). */
+int http_api_collect(h2o_req_t *req, msg_api_request_t *m);
+
+/**
+ * Relays `m` (method, path, headers, query and body set; request id and base URL are added) to the
+ * service its path routes to, `cb` answering. Failures to send are answered here. 0 or -1.
+ */
+int http_api_send(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb);
+
+/** The relay's answer: the actor's response written out, or the problem for a broker failure. */
+void http_api_on_reply(h2o_req_t *req, const http_reply_t *reply);
+
+/** "scheme://authority" of the request, for absolute links. 0, or -1 when the authority looks odd. */
+int http_base_url(h2o_req_t *req, char *buf, size_t size);
+
+/** 1 with *campaign_id set when `path` is /v1/campaigns/{id}/stats (stats.c). */
+int http_stats_match(h2o_iovec_t path, int64_t *campaign_id);
+
+/** Answers the live stats of a campaign from shared memory (stats.c); m holds the collected headers and query. */
+void http_stats_serve(h2o_req_t *req, int64_t campaign_id, msg_api_request_t *m);
 
 /**
  * The browser view (html.h, api.c) of a JSON response a handler is about to send: status and

@@ -4,7 +4,7 @@
  *   0       header (128): magic, major, minor, header_size, the two table descriptors,
  *           created_unix_ms, creator_pid
  *   128     process table:  SHM_PROC_SLOTS x 128     { seq, payload[12] }
- *   16512   campaign table: SHM_CAMPAIGN_SLOTS x 256 { owner, campaign_id, seq, payload[12] }
+ *   16512   campaign table: SHM_CAMPAIGN_SLOTS x 256 { owner, campaign_id, seq, payload[16] }
  *
  * Readers take every offset and size from the header, never from these constants, so a later
  * minor version can grow slots or append payload words without breaking an older reader.

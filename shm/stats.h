@@ -23,7 +23,7 @@
 #include <sys/types.h>
 
 #define SHM_VERSION_MAJOR  1
-#define SHM_VERSION_MINOR  0
+#define SHM_VERSION_MINOR  1
 #define SHM_PROC_SLOTS     128
 #define SHM_CAMPAIGN_SLOTS 1024
 #define SHM_NAME_MAX       48
@@ -68,6 +68,12 @@ typedef struct {
     double abandon_rate_24h;
     double abandon_rate_30d;
     double dial_ratio; /* current pacing decision: lines per available caller */
+    /* minor 1 */
+    int64_t account_id; /* the campaign's account: the front end answers only that account's keys */
+    uint32_t callers_preview;
+    uint32_t paused;         /* 1 while the campaign is paused */
+    double pacing_threshold; /* the predictive policy's aggressiveness now; 0 in Preview and Power */
+    uint64_t talked;         /* calls put through to a caller that ended normally */
 } shm_campaign_stats_t;
 
 /*

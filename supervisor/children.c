@@ -33,6 +33,9 @@ typedef struct {
     int64_t restart_at_ms; /* BACKOFF: when to spawn again */
     int64_t delay_ms;      /* the delay of the pending (or last) restart */
     int64_t backoff_ms;    /* the delay the next quick death will get */
+    bool dynamic;          /* added by children_spawn: a clean exit (status 0) ends the entry */
+    bool removing;         /* children_remove: the entry goes once the process is gone */
+    int64_t kill_at_ms;    /* removing: SIGKILL if still alive then */
 } child_t;
 
 struct children_t {
@@ -40,7 +43,7 @@ struct children_t {
     children_event_fn *on_event;
     void *arg;
     bool stopping; /* children_stop_all ran: nothing is restarted any more */
-    int count;
+    int count;     /* entries 0..count-1 have been used; removed ones are free (path NULL) */
     child_t children[CHILDREN_MAX];
 };
 
@@ -118,12 +121,14 @@ void children_destroy(children_t **self_p)
     *self_p = NULL;
 }
 
-int children_add(children_t *self, const char *role, const char *name, const char *path, char *const argv[])
+static bool s_in_use(const child_t *child)
 {
-    if (self->count >= CHILDREN_MAX || strlen(role) >= sizeof(self->children[0].proc.role) ||
-        strlen(name) >= sizeof(self->children[0].proc.name))
-        return -1;
-    int index = self->count;
+    return child->path != NULL;
+}
+
+/* Fills entry `index` (free) with copies of everything. 0 or -1 with the entry left free. */
+static int s_fill(children_t *self, int index, const char *role, const char *name, const char *path, char *const argv[])
+{
     child_t *child = &self->children[index];
     memset(child, 0, sizeof(*child));
     size_t argc = 0;
@@ -140,13 +145,36 @@ int children_add(children_t *self, const char *role, const char *name, const cha
     snprintf(child->proc.name, sizeof(child->proc.name), "%s", name);
     snprintf(child->ctx, sizeof(child->ctx), "child=%s", name);
     child->proc.last_exit = -1;
-    child->added_only = true;
     child->backoff_ms = self->policy.backoff_initial_ms;
-    self->count++;
-    return index;
+    return 0;
 
 Error:
     s_free_child(child);
+    return -1;
+}
+
+static bool s_names_fit(const children_t *self, const char *role, const char *name)
+{
+    return strlen(role) < sizeof(self->children[0].proc.role) && strlen(name) < sizeof(self->children[0].proc.name);
+}
+
+int children_add(children_t *self, const char *role, const char *name, const char *path, char *const argv[])
+{
+    if (self->count >= CHILDREN_MAX || !s_names_fit(self, role, name))
+        return -1;
+    int index = self->count;
+    if (s_fill(self, index, role, name, path, argv) != 0)
+        return -1;
+    self->children[index].added_only = true;
+    self->count++;
+    return index;
+}
+
+int children_find(const children_t *self, const char *name)
+{
+    for (int i = 0; i < self->count; i++)
+        if (s_in_use(&self->children[i]) && strcmp(self->children[i].proc.name, name) == 0)
+            return i;
     return -1;
 }
 
@@ -254,6 +282,72 @@ int children_start_all(children_t *self)
     return rc;
 }
 
+int children_spawn(children_t *self, const char *role, const char *name, const char *path, char *const argv[])
+{
+    if (self->stopping || !s_names_fit(self, role, name)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (children_find(self, name) >= 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    /* A removed entry's slot is reused first: the process table has a fixed number of slots. */
+    int index = 0;
+    while (index < self->count && s_in_use(&self->children[index]))
+        index++;
+    if (index >= CHILDREN_MAX) {
+        errno = ENOSPC;
+        return -1;
+    }
+    if (s_fill(self, index, role, name, path, argv) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    self->children[index].dynamic = true;
+    if (index == self->count)
+        self->count++;
+    s_start(self, index);
+    return index;
+}
+
+/* The entry's process is gone for good: its slot becomes free and the process table shows it empty. */
+static void s_release(children_t *self, int index, pid_t died)
+{
+    child_t *child = &self->children[index];
+    log_line(LOG_LEVEL_INFO, child->ctx, "removed");
+    shm_proc_t empty = {.last_exit = child->proc.last_exit, .restarts = child->proc.restarts};
+    snprintf(empty.role, sizeof(empty.role), "%s", child->proc.role);
+    snprintf(empty.name, sizeof(empty.name), "%s", child->proc.name);
+    s_free_child(child);
+    memset(child, 0, sizeof(*child));
+    child->proc = empty;
+    s_set_state(self, index, SHM_PROC_EMPTY, died);
+    child->proc = (shm_proc_t){.last_exit = -1};
+}
+
+int children_remove(children_t *self, const char *name)
+{
+    int index = children_find(self, name);
+    if (index < 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    child_t *child = &self->children[index];
+    if (child->removing)
+        return 0;
+    if (child->proc.pid <= 0) {
+        s_release(self, index, 0);
+        return 0;
+    }
+    log_line(LOG_LEVEL_INFO, child->ctx, "stopping pid %d for removal", (int)child->proc.pid);
+    kill(child->proc.pid, SIGTERM);
+    child->removing = true;
+    child->kill_at_ms = s_monotonic_ms() + self->policy.stop_timeout_ms;
+    s_set_state(self, index, SHM_PROC_STOPPING, 0);
+    return 0;
+}
+
 static void s_on_exit(children_t *self, int index, int status)
 {
     child_t *child = &self->children[index];
@@ -265,7 +359,15 @@ static void s_on_exit(children_t *self, int index, int status)
     child->proc.last_exit = status;
     if (child->proc.state == SHM_PROC_STOPPING) {
         log_line(LOG_LEVEL_INFO, child->ctx, "pid %d stopped (%s)", (int)died, how);
-        s_set_state(self, index, SHM_PROC_STOPPED, died);
+        if (child->removing && !self->stopping)
+            s_release(self, index, died);
+        else
+            s_set_state(self, index, SHM_PROC_STOPPED, died);
+        return;
+    }
+    if (child->dynamic && !self->stopping && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        log_line(LOG_LEVEL_INFO, child->ctx, "pid %d finished after %lld ms", (int)died, (long long)lived_ms);
+        s_release(self, index, died);
         return;
     }
     log_line(LOG_LEVEL_WARN, child->ctx, "pid %d exited after %lld ms (%s)", (int)died, (long long)lived_ms, how);
@@ -312,8 +414,13 @@ void children_tick(children_t *self)
     int64_t now = s_monotonic_ms();
     for (int i = 0; i < self->count; i++) {
         child_t *child = &self->children[i];
-        if (child->proc.state == SHM_PROC_STARTING && child->proc.pid > 0 &&
-            now - child->started_ms >= self->policy.running_after_ms) {
+        if (child->removing && child->proc.pid > 0 && child->kill_at_ms > 0 && now >= child->kill_at_ms) {
+            log_line(LOG_LEVEL_WARN, child->ctx, "pid %d still running after %lld ms, sending SIGKILL", (int)child->proc.pid,
+                     (long long)self->policy.stop_timeout_ms);
+            kill(child->proc.pid, SIGKILL);
+            child->kill_at_ms = 0;
+        } else if (child->proc.state == SHM_PROC_STARTING && child->proc.pid > 0 &&
+                   now - child->started_ms >= self->policy.running_after_ms) {
             s_set_state(self, i, SHM_PROC_RUNNING, 0);
         } else if (child->proc.state == SHM_PROC_BACKOFF && now >= child->restart_at_ms) {
             child->proc.restarts++;
@@ -331,7 +438,9 @@ int children_timeout_ms(const children_t *self)
     for (int i = 0; i < self->count; i++) {
         const child_t *child = &self->children[i];
         int64_t at;
-        if (child->proc.state == SHM_PROC_STARTING && child->proc.pid > 0)
+        if (child->removing && child->proc.pid > 0 && child->kill_at_ms > 0)
+            at = child->kill_at_ms;
+        else if (child->proc.state == SHM_PROC_STARTING && child->proc.pid > 0)
             at = child->started_ms + self->policy.running_after_ms;
         else if (child->proc.state == SHM_PROC_BACKOFF)
             at = child->restart_at_ms;
@@ -392,10 +501,20 @@ static void s_stop_group(children_t *self, int first, int last)
 void children_stop_all(children_t *self)
 {
     self->stopping = true;
+    /* Free slots between members of a pool (removed dynamic entries) do not split it. */
     for (int last = self->count - 1; last >= 0;) {
+        if (!s_in_use(&self->children[last])) {
+            last--;
+            continue;
+        }
         int first = last;
-        while (first > 0 && strcmp(self->children[first - 1].proc.role, self->children[last].proc.role) == 0)
-            first--;
+        for (int i = last - 1; i >= 0; i--) {
+            if (!s_in_use(&self->children[i]))
+                continue;
+            if (strcmp(self->children[i].proc.role, self->children[last].proc.role) != 0)
+                break;
+            first = i;
+        }
         s_stop_group(self, first, last);
         last = first - 1;
     }

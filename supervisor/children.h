@@ -13,6 +13,11 @@
  *   STARTING/RUNNING --(exits on its own)--> BACKOFF --(delay expires)--> STARTING
  *   any --(children_stop_all)--> STOPPING --(exits, SIGKILL after stop_timeout_ms)--> STOPPED
  *
+ * Entries added with children_spawn (a dialer per running campaign) come and go while the table
+ * runs: such an entry starts at once, is restarted like any other when it dies, and is removed
+ * when it exits with status 0 (its work is over) or by children_remove. A removed entry's slot
+ * is free for the next children_spawn.
+ *
  * The backoff delay starts at backoff_initial_ms and doubles with every quick death up to
  * backoff_max_ms; a child that stayed up for backoff_reset_ms starts over at the initial delay.
  *
@@ -65,6 +70,25 @@ int children_add(children_t *self, const char *role, const char *name, const cha
 /** Starts every entry that has not been started yet, in the order they were added. 0 or -1. */
 int children_start_all(children_t *self);
 
+/**
+ * Adds an entry and starts it at once (a failed start is retried with backoff). Unlike
+ * children_add, the entry ends when its process exits with status 0. Names are unique among
+ * entries in use. Returns the entry's index (a free slot is reused), or -1 with errno EEXIST
+ * (the name is in use, maybe still being removed), ENOSPC (table full), EINVAL (stopping, or a
+ * role or name too long) or ENOMEM.
+ */
+int children_spawn(children_t *self, const char *role, const char *name, const char *path, char *const argv[]);
+
+/**
+ * Removes the entry named `name`: a running process gets SIGTERM (SIGKILL after
+ * stop_timeout_ms) and the entry goes once it has exited; an entry with no process goes at once.
+ * Its event reports state SHM_PROC_EMPTY. 0, or -1 with errno ENOENT.
+ */
+int children_remove(children_t *self, const char *name);
+
+/** The index of the entry in use named `name`, or -1. */
+int children_find(const children_t *self, const char *name);
+
 /** Collects every exited child without blocking and schedules restarts. Returns how many exited. */
 int children_reap(children_t *self);
 
@@ -75,13 +99,13 @@ void children_tick(children_t *self);
 int children_timeout_ms(const children_t *self);
 
 /**
- * Stops every entry, last added first; consecutive entries of the same role (a pool) are
- * signalled together. Each group gets SIGTERM, then SIGKILL after stop_timeout_ms. Returns when
- * all are reaped; nothing is restarted afterwards.
+ * Stops every entry, highest index first (dynamic entries, added after the fixed ones, go
+ * first); consecutive entries of the same role (a pool) are signalled together. Each group gets SIGTERM, then SIGKILL after
+ * stop_timeout_ms. Returns when all are reaped; nothing is restarted afterwards.
  */
 void children_stop_all(children_t *self);
 
-/** Number of entries. */
+/** Number of entry slots used so far (indexes 0..count-1; removed entries read as SHM_PROC_EMPTY). */
 int children_count(const children_t *self);
 
 /** A copy of entry `index`'s record (pid 0 while not running). 0 or -1 for a bad index. */

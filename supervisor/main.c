@@ -6,6 +6,7 @@
  *   impactd [flags] keys create --account ID [--label L]  another API key for an account
  *   impactd --role broker|fanout|importer|http            a child process, started by the supervisor
  *   impactd --role store --index N
+ *   impactd --role dialer --campaign ID                   one campaign's dialer, started by the supervisor
  *   impactd --version
  *
  * Flags and IMPACT_* variables are common/config.h's. A child gets its whole configuration from
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "actors/dialer/dialer.h"
 #include "actors/fanout/fanout.h"
 #include "actors/importer/importer.h"
 #include "actors/store/db.h"
@@ -38,6 +40,7 @@ typedef struct {
     bool help;
     const char *role;
     const char *index;
+    const char *campaign;
     const char *account;
     const char *label;
     int64_t account_id; /* --account, parsed */
@@ -51,7 +54,7 @@ static void s_usage(FILE *out)
                  "       impactd --version\n"
                  "flags: --data-dir DIR --listen HOST:PORT --tls-listen HOST:PORT|off --tls-cert FILE --tls-key FILE\n"
                  "       --database-url URL --http-threads N --store-workers N --max-body BYTES --allow-private-urls\n"
-                 "       --rate-limit N --rate-burst N\n"
+                 "       --rate-limit N --rate-burst N --sim-speed X --carrier sim --scenario FILE\n"
                  "       (each also read from IMPACT_<NAME>, e.g. IMPACT_DATA_DIR)\n");
 }
 
@@ -72,10 +75,8 @@ static int s_extract_flags(int argc, char **argv, cli_t *cli, const char **bad)
         const char *name;
         size_t offset;
     } valued[] = {
-        {"--role", offsetof(cli_t, role)},
-        {"--index", offsetof(cli_t, index)},
-        {"--account", offsetof(cli_t, account)},
-        {"--label", offsetof(cli_t, label)},
+        {"--role", offsetof(cli_t, role)},       {"--index", offsetof(cli_t, index)}, {"--campaign", offsetof(cli_t, campaign)},
+        {"--account", offsetof(cli_t, account)}, {"--label", offsetof(cli_t, label)},
     };
     int out = 1;
     for (int i = 1; i < argc; i++) {
@@ -111,7 +112,7 @@ static int s_extract_flags(int argc, char **argv, cli_t *cli, const char **bad)
     return out;
 }
 
-static int s_run_role(const impact_config_t *config, const char *role, const char *index)
+static int s_run_role(const impact_config_t *config, const char *role, const char *index, const char *campaign)
 {
     /* Children are exec'd through /proc/self/exe, so the kernel names them "exe"; give ps, top
      * and perf a name that says what each process is. */
@@ -127,6 +128,15 @@ static int s_run_role(const impact_config_t *config, const char *role, const cha
     }
     if (index)
         return s_usage_error("--index goes with --role store only, not --role %s", role);
+    if (strcmp(role, "dialer") == 0) {
+        char *end = NULL;
+        long long id = campaign ? strtoll(campaign, &end, 10) : 0;
+        if (id <= 0 || *end != '\0')
+            return s_usage_error("--role dialer needs --campaign ID (a positive number), not %s", campaign ? campaign : "nothing");
+        return dialer_main(config, id);
+    }
+    if (campaign)
+        return s_usage_error("--campaign goes with --role dialer only, not --role %s", role);
     if (strcmp(role, "broker") == 0)
         return broker_main(config);
     if (strcmp(role, "fanout") == 0)
@@ -208,10 +218,10 @@ int main(int argc, char **argv)
     if (cli.role) {
         if (operands > 0 || cli.account || cli.label)
             return s_usage_error("--role takes no other arguments (%s)", operands > 0 ? operand[0] : "--account/--label");
-        return s_run_role(&config, cli.role, cli.index);
+        return s_run_role(&config, cli.role, cli.index, cli.campaign);
     }
-    if (cli.index)
-        return s_usage_error("%s", "--index goes with --role store only");
+    if (cli.index || cli.campaign)
+        return s_usage_error("%s", cli.index ? "--index goes with --role store only" : "--campaign goes with --role dialer only");
     if (operands == 0) {
         if (cli.account || cli.label)
             return s_usage_error("%s", "--account and --label go with accounts create / keys create");

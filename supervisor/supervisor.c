@@ -11,8 +11,10 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "actors/dialer/dialer.h"
 #include "actors/store/db.h"
 #include "common/log.h"
 #include "http/http.h"
@@ -26,6 +28,7 @@
 #define SUPERVISOR_READY_PROBE_MS   50
 #define SUPERVISOR_READY_TIMEOUT_MS 500 /* a probe that takes longer is tried again */
 #define SUPERVISOR_SELF_EXE         "/proc/self/exe"
+#define SUPERVISOR_RECONCILE_MS     10000 /* dialers are checked against campaigns this often, besides notifications */
 
 typedef struct {
     impact_config_t *config;
@@ -39,6 +42,9 @@ typedef struct {
     int http_index;       /* the http entry, whose port decides readiness */
     bool ready;           /* the ready line was printed */
     char creds_path[PATH_MAX + 32];
+    PGconn *db;             /* LISTEN campaign_status: which campaigns need a dialer */
+    bool reconcile;         /* check dialers against campaigns on the next turn */
+    int64_t next_reconcile; /* monotonic ms of the periodic check */
 } supervisor_t;
 
 /* ---- signals ------------------------------------------------------------------------------- */
@@ -195,6 +201,9 @@ static void s_on_child_event(uint32_t index, const shm_proc_t *proc, pid_t died,
     }
     if (shm_proc_write(self->shm, index, proc) != 0)
         log_warn("cannot write process slot %u (%s)", index, proc->name);
+    /* A dialer that finished may have raced a restart of its campaign. */
+    if (proc->state == SHM_PROC_EMPTY)
+        self->reconcile = true;
 }
 
 static int s_add_child(supervisor_t *self, const char *role, int index)
@@ -223,6 +232,99 @@ static int s_add_children(supervisor_t *self)
         return -1;
     self->http_index = s_add_child(self, "http", -1);
     return self->http_index < 0 ? -1 : 0;
+}
+
+/* ---- dialers ------------------------------------------------------------------------------- */
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The connection that hears campaigns start and stop. A failure is logged and retried at the
+ * next periodic check: dialers already running carry on meanwhile. */
+static void s_dialers_connect(supervisor_t *self)
+{
+    char err[512];
+    if (self->db && PQstatus(self->db) == CONNECTION_OK)
+        return;
+    PQfinish(self->db);
+    self->db = db_connect(self->config->database_url, err, sizeof(err));
+    if (self->db == NULL) {
+        log_warn("dialers: %s", err);
+        return;
+    }
+    PGresult *res = PQexec(self->db, "LISTEN campaign_status");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        log_warn("dialers: LISTEN: %s", PQresultErrorMessage(res));
+        PQfinish(self->db);
+        self->db = NULL;
+    }
+    PQclear(res);
+}
+
+static bool s_wanted(PGresult *res, int64_t campaign)
+{
+    for (int i = 0; i < PQntuples(res); i++)
+        if (strtoll(PQgetvalue(res, i, 0), NULL, 10) == campaign)
+            return true;
+    return false;
+}
+
+/* One dialer per running or paused campaign: start the missing ones, remove those whose
+ * campaign stopped (they usually exit by themselves first; this covers one in backoff). */
+static void s_dialers_reconcile(supervisor_t *self)
+{
+    self->reconcile = false;
+    self->next_reconcile = s_mono_ms() + SUPERVISOR_RECONCILE_MS;
+    s_dialers_connect(self);
+    if (self->db == NULL)
+        return;
+    PGresult *res = PQexec(self->db, "SELECT id FROM campaigns WHERE status IN ('running', 'paused') AND archived_at IS NULL");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_warn("dialers: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        char name[SHM_NAME_MAX], *campaign = PQgetvalue(res, i, 0);
+        snprintf(name, sizeof(name), DIALER_SERVICE_PREFIX "%s", campaign);
+        if (children_find(self->children, name) >= 0)
+            continue;
+        char *argv[] = {"impactd", "--role", "dialer", "--campaign", campaign, NULL};
+        if (children_spawn(self->children, "dialer", name, SUPERVISOR_SELF_EXE, argv) < 0 && errno != EEXIST)
+            log_error("cannot start %s: %s", name, strerror(errno));
+    }
+    for (int i = 0; i < children_count(self->children); i++) {
+        shm_proc_t proc;
+        if (children_get(self->children, i, &proc) != 0 || proc.state == SHM_PROC_EMPTY || proc.state == SHM_PROC_STOPPING ||
+            strcmp(proc.role, "dialer") != 0)
+            continue;
+        int64_t campaign = strtoll(proc.name + strlen(DIALER_SERVICE_PREFIX), NULL, 10);
+        if (!s_wanted(res, campaign))
+            children_remove(self->children, proc.name);
+    }
+    PQclear(res);
+}
+
+/* Notifications only say "look again": the reconcile reads the truth from the table. */
+static void s_dialers_notified(supervisor_t *self)
+{
+    if (self->db == NULL)
+        return;
+    if (!PQconsumeInput(self->db)) {
+        log_warn("dialers: connection lost: %s", PQerrorMessage(self->db));
+        PQfinish(self->db);
+        self->db = NULL;
+        return;
+    }
+    PGnotify *n;
+    while ((n = PQnotifies(self->db)) != NULL) {
+        self->reconcile = true;
+        PQfreemem(n);
+    }
 }
 
 /* ---- watching ------------------------------------------------------------------------------ */
@@ -310,12 +412,16 @@ static void s_check_ready(supervisor_t *self)
 
 static void s_watch(supervisor_t *self)
 {
+    s_dialers_reconcile(self);
     for (;;) {
         int timeout = children_timeout_ms(self->children);
         if (!self->ready && (timeout < 0 || timeout > SUPERVISOR_READY_PROBE_MS))
             timeout = SUPERVISOR_READY_PROBE_MS;
-        struct pollfd pfd = {.fd = self->sfd, .events = POLLIN};
-        if (poll(&pfd, 1, timeout) < 0 && errno != EINTR) {
+        int64_t until_reconcile = self->reconcile ? 0 : self->next_reconcile - s_mono_ms();
+        if (timeout < 0 || until_reconcile < timeout)
+            timeout = until_reconcile < 0 ? 0 : (int)until_reconcile;
+        struct pollfd pfd[2] = {{.fd = self->sfd, .events = POLLIN}, {.fd = self->db ? PQsocket(self->db) : -1, .events = POLLIN}};
+        if (poll(pfd, 2, timeout) < 0 && errno != EINTR) {
             log_error("poll: %s; shutting down", strerror(errno));
             return;
         }
@@ -325,7 +431,11 @@ static void s_watch(supervisor_t *self)
             children_reap(self->children);
         if (stop)
             return;
+        if (pfd[1].revents)
+            s_dialers_notified(self);
         children_tick(self->children);
+        if (self->reconcile || s_mono_ms() >= self->next_reconcile)
+            s_dialers_reconcile(self);
         if (!self->ready)
             s_check_ready(self);
     }
@@ -339,6 +449,8 @@ static void s_shutdown(supervisor_t *self)
 {
     impact_config_t *config = self->config;
     char err[512];
+    PQfinish(self->db);
+    self->db = NULL;
     if (self->children) {
         children_stop_all(self->children);
         children_destroy(&self->children);

@@ -214,6 +214,11 @@ static void s_fill(shm_campaign_stats_t *s, int64_t campaign_id, uint64_t c)
     s->abandon_rate_24h = (double)c / 4;
     s->abandon_rate_30d = (double)c + 0.5;
     s->dial_ratio = -(double)c;
+    s->account_id = (int64_t)(c * 7);
+    s->callers_preview = (uint32_t)(c + 5);
+    s->paused = (uint32_t)(c & 1);
+    s->pacing_threshold = (double)c / 8;
+    s->talked = c * 17;
 }
 
 /* A copy is consistent when it is one whole write of s_fill, or a blank slot (just claimed,

@@ -364,6 +364,133 @@ static void test_add_rejects_overlong_names(void **state)
     children_destroy(&children);
 }
 
+/* A dynamic entry that exits 0 has finished its work: it is removed, not restarted, and its
+ * slot is the next spawn's. One that crashes is restarted like a fixed entry. */
+static void test_spawned_entries_end_on_exit_zero_and_restart_on_failure(void **state)
+{
+    events_t events = {0};
+    children_policy_t policy = children_default_policy;
+    policy.backoff_initial_ms = 1;
+    children_t *children = children_new(&policy, s_record, &events);
+    char *fixed_argv[] = {"sleep", "30", NULL};
+    assert_int_equal(children_add(children, "broker", "broker", "/bin/sleep", fixed_argv), 0);
+    children_start_all(children);
+
+    char *done_argv[] = {"true", NULL};
+    assert_int_equal(children_spawn(children, "dialer", "dialer:1", "/bin/true", done_argv), 1);
+    assert_int_equal(children_find(children, "dialer:1"), 1);
+    s_wait_exit(children, 1);
+    shm_proc_t proc;
+    assert_int_equal(children_get(children, 1, &proc), 0);
+    assert_int_equal(proc.state, SHM_PROC_EMPTY);
+    assert_int_equal(children_find(children, "dialer:1"), -1);
+    assert_int_equal(events.proc[events.count - 1].state, SHM_PROC_EMPTY);
+    assert_string_equal(events.proc[events.count - 1].name, "dialer:1");
+    assert_true(events.died[events.count - 1] > 0);
+
+    /* The freed slot is reused; a failing entry goes to BACKOFF and starts again. */
+    char *fail_argv[] = {"false", NULL};
+    assert_int_equal(children_spawn(children, "dialer", "dialer:2", "/bin/false", fail_argv), 1);
+    assert_int_equal(children_count(children), 2);
+    errno = 0;
+    assert_int_equal(children_spawn(children, "dialer", "dialer:2", "/bin/false", fail_argv), -1);
+    assert_int_equal(errno, EEXIST);
+    s_wait_exit(children, 1);
+    children_get(children, 1, &proc);
+    assert_int_equal(proc.state, SHM_PROC_BACKOFF);
+    s_wait_restart(children, 1);
+    children_get(children, 1, &proc);
+    assert_int_equal(proc.restarts, 1);
+
+    /* Removing an entry with no process frees it at once. */
+    s_wait_exit(children, 1);
+    assert_int_equal(children_remove(children, "dialer:2"), 0);
+    children_get(children, 1, &proc);
+    assert_int_equal(proc.state, SHM_PROC_EMPTY);
+    errno = 0;
+    assert_int_equal(children_remove(children, "dialer:2"), -1);
+    assert_int_equal(errno, ENOENT);
+    children_stop_all(children);
+    children_destroy(&children);
+}
+
+/* Removal stops a running process politely, escalates to SIGKILL, and frees the slot. */
+static void test_remove_stops_a_running_entry(void **state)
+{
+    events_t events = {0};
+    children_policy_t policy = children_default_policy;
+    policy.stop_timeout_ms = 50;
+    children_t *children = children_new(&policy, s_record, &events);
+    char *polite_argv[] = {"sleep", "30", NULL};
+    char *stubborn_argv[] = {"sh", "-c", "trap '' TERM; while :; do sleep 0.01; done", NULL};
+    assert_int_equal(children_spawn(children, "dialer", "dialer:1", "/bin/sleep", polite_argv), 0);
+    assert_int_equal(children_spawn(children, "dialer", "dialer:2", "/bin/sh", stubborn_argv), 1);
+    s_sleep_ms(100); /* the shell must have set its trap before it is signalled */
+    shm_proc_t polite, stubborn;
+    children_get(children, 0, &polite);
+    children_get(children, 1, &stubborn);
+
+    assert_int_equal(children_remove(children, "dialer:1"), 0);
+    assert_int_equal(children_remove(children, "dialer:2"), 0);
+    shm_proc_t proc;
+    children_get(children, 1, &proc);
+    assert_int_equal(proc.state, SHM_PROC_STOPPING);
+    for (int i = 0; i < 10000 && (children_find(children, "dialer:1") >= 0 || children_find(children, "dialer:2") >= 0); i++) {
+        int timeout = children_timeout_ms(children);
+        s_sleep_ms(timeout >= 0 && timeout < 5 ? timeout : 5);
+        children_tick(children);
+        children_reap(children);
+    }
+    assert_int_equal(children_find(children, "dialer:1"), -1);
+    assert_int_equal(children_find(children, "dialer:2"), -1);
+    assert_int_equal(kill(polite.pid, 0), -1);
+    assert_int_equal(kill(stubborn.pid, 0), -1);
+    bool killed = false;
+    for (int i = 0; i < events.count; i++)
+        if (events.died[i] == stubborn.pid && events.proc[i].state == SHM_PROC_EMPTY)
+            killed = WIFSIGNALED(events.proc[i].last_exit) && WTERMSIG(events.proc[i].last_exit) == SIGKILL;
+    assert_true(killed);
+    children_destroy(&children);
+}
+
+/* Dynamic entries come after the fixed ones and stop first, as one pool across free slots. */
+static void test_stop_order_puts_spawned_entries_first(void **state)
+{
+    char *dir = support_tmpdir("impactd-children");
+    char file[256];
+    snprintf(file, sizeof(file), "%s/order", dir);
+    children_t *children = children_new(NULL, NULL, NULL);
+    const char *roles[] = {"broker", "http", "dialer", "dialer", "dialer"};
+    const char *names[] = {"broker", "http", "dialer:1", "dialer:2", "dialer:3"};
+    for (int i = 0; i < 5; i++) {
+        char script[768];
+        snprintf(script, sizeof(script), "trap 'echo %s >> %s; exit 0' TERM; touch %s/ready.%s; while :; do sleep 0.01; done",
+                 roles[i], file, dir, names[i]);
+        char *argv[] = {"sh", "-c", script, NULL};
+        if (i < 2)
+            assert_int_equal(children_add(children, roles[i], names[i], "/bin/sh", argv), i);
+        else
+            assert_int_equal(children_spawn(children, roles[i], names[i], "/bin/sh", argv), i);
+        if (i == 1)
+            children_start_all(children);
+    }
+    for (int i = 0; i < 5; i++) {
+        char ready[300];
+        snprintf(ready, sizeof(ready), "%s/ready.%s", dir, names[i]);
+        s_wait_file(ready);
+    }
+    /* A hole between dialers does not split their group. */
+    assert_int_equal(children_remove(children, "dialer:2"), 0);
+    while (children_find(children, "dialer:2") >= 0) {
+        s_sleep_ms(1);
+        children_reap(children);
+    }
+    children_stop_all(children);
+    assert_string_equal(s_read_file(file), "dialer\ndialer\ndialer\nhttp\nbroker\n");
+    children_destroy(&children);
+    support_rmtree(&dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -376,6 +503,9 @@ int main(void)
         cmocka_unit_test(test_stop_order_is_reverse_and_pools_stop_together),
         cmocka_unit_test(test_children_die_with_the_supervisor),
         cmocka_unit_test(test_add_rejects_overlong_names),
+        cmocka_unit_test(test_spawned_entries_end_on_exit_zero_and_restart_on_failure),
+        cmocka_unit_test(test_remove_stops_a_running_entry),
+        cmocka_unit_test(test_stop_order_puts_spawned_entries_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,571 @@
+/*
+ * The dialer actor: one loop that owns a running campaign. Everything it does happens in that
+ * loop, in this order each turn: fire the timers that are due on the campaign clock, keep the
+ * number queue stocked, write the call log (at once while dials wait for it, else every
+ * DIALER_FLUSH_MS), publish stats every second, then sleep until the next of those or until the
+ * broker, the database (notifications) or $TERM wakes it.
+ *
+ * The campaign clock is CLOCK_MONOTONIC since the start, in microseconds, times --sim-speed: the
+ * engine, the simulated carrier and the simulated callers all run on it, so a demo or a test can
+ * run a shift many times faster than real time. Database times (claims, attempts) stay real.
+ */
+#include "actors/dialer/dialer.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "actors/api/api.h"
+#include "actors/dialer/call_log.h"
+#include "actors/dialer/engine.h"
+#include "actors/dialer/numbers.h"
+#include "actors/dialer/scenario.h"
+#include "actors/dialer/sim_callers.h"
+#include "actors/dialer/sim_carrier.h"
+#include "actors/store/db.h"
+#include "broker/worker.h"
+#include "common/log.h"
+#include "common/signals.h"
+#include "shm/stats.h"
+
+#define DIALER_BATCH         500
+#define DIALER_FLUSH_MS      100
+#define DIALER_STATS_MS      1000
+#define DIALER_MAX_WAIT_MS   1000
+#define DIALER_DB_GIVE_UP_MS 30000 /* the log cannot be written this long: exit, restart, recover */
+
+typedef struct {
+    const impact_config_t *config;
+    int64_t campaign_id;
+    int exit_code; /* set by the actor before it returns */
+} dialer_args_t;
+
+typedef struct {
+    int64_t account_id;
+    dial_mode_t mode;
+    char status[16];
+    char from[32];
+    bool detect_machine;
+    char voicemail_uri[40]; /* "message:<id>", empty for none */
+    char abandon_uri[40];
+    int recycle_hours;
+    int max_attempts;
+    double abandon_cap;
+    int max_lines_per_caller;
+    bool call_back_after_voicemail;
+} campaign_t;
+
+/* Live answers and abandons of the campaign before this process started, for the windowed rates. */
+typedef struct {
+    uint64_t live_24h, abandoned_24h, live_30d, abandoned_30d;
+} history_t;
+
+typedef struct {
+    dialer_args_t *args;
+    zsock_t *pipe;
+    PGconn *conn;
+    brk_worker_t *worker;
+    campaign_t campaign;
+    history_t history;
+    scenario_t scenario;
+    timerq_t *timers;
+    sim_carrier_t *sim;
+    engine_t *engine;
+    sim_callers_t *callers;
+    numbers_t *numbers;
+    call_log_t *log;
+    shm_region_t *shm;
+    uint32_t slot;
+    bool have_slot;
+    int64_t mono_start; /* CLOCK_MONOTONIC us at the campaign clock's zero */
+    int64_t wall_start; /* CLOCK_REALTIME us at the same instant */
+    double speed;
+    int64_t next_flush_ms, next_stats_ms, failing_since_ms;
+    bool paused, stopping;
+} dialer_t;
+
+static int64_t s_clock_us(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The campaign clock now. */
+static int64_t s_now(const dialer_t *self)
+{
+    return (int64_t)((double)(s_clock_us(CLOCK_MONOTONIC) - self->mono_start) * self->speed);
+}
+
+/* The wall-clock time of campaign time `at_us`. */
+static int64_t s_wall(const dialer_t *self, int64_t at_us)
+{
+    return self->wall_start + (int64_t)((double)at_us / self->speed);
+}
+
+/* ---- the campaign ---- */
+
+/* 1 with the campaign loaded, 0 when it is gone, archived or stopped, -1 on a database error. */
+static int s_load_campaign(dialer_t *self)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRId64, self->args->campaign_id);
+    const char *params[] = {id};
+    PGresult *res = PQexecParams(
+        self->conn,
+        "SELECT account_id, dialer_type, status, coalesce(caller_id, ''), answering_machine_detection, "
+        "CASE WHEN drop_voicemail_automatically THEN voicemail_message_id END, abandonment_message_id, recycle_rate_hours, "
+        "max_attempts, acceptable_abandon_rate::float8, max_lines_per_caller, call_back_after_voicemail "
+        "FROM campaigns WHERE id = $1 AND archived_at IS NULL",
+        1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_error("reading the campaign: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    int found = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 2), "stopped") != 0;
+    if (found) {
+        campaign_t *c = &self->campaign;
+        c->account_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        const char *type = PQgetvalue(res, 0, 1);
+        c->mode = strcmp(type, "Preview") == 0 ? DIAL_PREVIEW : strcmp(type, "Power") == 0 ? DIAL_POWER : DIAL_PREDICTIVE;
+        snprintf(c->status, sizeof(c->status), "%s", PQgetvalue(res, 0, 2));
+        snprintf(c->from, sizeof(c->from), "%s", PQgetvalue(res, 0, 3));
+        c->detect_machine = PQgetvalue(res, 0, 4)[0] == 't';
+        c->voicemail_uri[0] = c->abandon_uri[0] = '\0';
+        if (!PQgetisnull(res, 0, 5))
+            snprintf(c->voicemail_uri, sizeof(c->voicemail_uri), "message:%s", PQgetvalue(res, 0, 5));
+        if (!PQgetisnull(res, 0, 6))
+            snprintf(c->abandon_uri, sizeof(c->abandon_uri), "message:%s", PQgetvalue(res, 0, 6));
+        c->recycle_hours = atoi(PQgetvalue(res, 0, 7));
+        c->max_attempts = atoi(PQgetvalue(res, 0, 8));
+        c->abandon_cap = strtod(PQgetvalue(res, 0, 9), NULL);
+        c->max_lines_per_caller = atoi(PQgetvalue(res, 0, 10));
+        c->call_back_after_voicemail = PQgetvalue(res, 0, 11)[0] == 't';
+    }
+    PQclear(res);
+    return found;
+}
+
+static int s_load_history(dialer_t *self)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRId64, self->args->campaign_id);
+    const char *params[] = {id};
+    PGresult *res = PQexecParams(self->conn,
+                                 "SELECT count(*) FILTER (WHERE dialed_at > now() - interval '24 hours'), "
+                                 "count(*) FILTER (WHERE abandoned AND dialed_at > now() - interval '24 hours'), "
+                                 "count(*), count(*) FILTER (WHERE abandoned) FROM call_attempts "
+                                 "WHERE campaign_id = $1 AND dialed_at > now() - interval '30 days' "
+                                 "AND (outcome IN ('talked', 'abandoned') OR abandoned)",
+                                 1, NULL, params, NULL, NULL, 0);
+    int rc = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        self->history = (history_t){.live_24h = strtoull(PQgetvalue(res, 0, 0), NULL, 10),
+                                    .abandoned_24h = strtoull(PQgetvalue(res, 0, 1), NULL, 10),
+                                    .live_30d = strtoull(PQgetvalue(res, 0, 2), NULL, 10),
+                                    .abandoned_30d = strtoull(PQgetvalue(res, 0, 3), NULL, 10)};
+        rc = 0;
+    } else {
+        log_error("reading the campaign's history: %s", PQresultErrorMessage(res));
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* ---- engine wiring ---- */
+
+static int s_next_number(void *ctx, int64_t now_us, engine_number_t *number)
+{
+    dialer_t *self = ctx;
+    /* Past the reserved block a call id could collide with another dialer's: stop dialing. The
+     * process restarts with a fresh block long before a campaign gets near it. */
+    if (engine_counts(self->engine)->dials >= CALL_LOG_ID_BLOCK)
+        return -1;
+    return numbers_take(self->numbers, number);
+}
+
+static void s_return_number(void *ctx, const engine_number_t *number)
+{
+    dialer_t *self = ctx;
+    numbers_give_back(self->numbers, number);
+}
+
+static void s_on_event(void *ctx, const engine_event_t *event)
+{
+    dialer_t *self = ctx;
+    call_log_event(self->log, event, s_wall(self, event->at_us));
+    sim_callers_event(self->callers, event);
+}
+
+/* The carrier exists before the engine it reports to. */
+static void s_to_engine(void *ctx, const carrier_event_t *event)
+{
+    dialer_t *self = ctx;
+    if (self->engine)
+        engine_carrier_event(self->engine, event);
+}
+
+static int s_start_engine(dialer_t *self, uint64_t first_call_id)
+{
+    const campaign_t *c = &self->campaign;
+    engine_config_t config;
+    engine_config_defaults(&config);
+    config.mode = c->mode;
+    config.from = c->from;
+    config.detect_machine = c->detect_machine;
+    config.voicemail_uri = c->voicemail_uri[0] ? c->voicemail_uri : NULL;
+    config.abandon_uri = c->abandon_uri[0] ? c->abandon_uri : NULL;
+    config.abandon_cap = c->abandon_cap;
+    config.max_lines_per_caller = c->max_lines_per_caller;
+    config.calls_per_second = self->scenario.cps;
+    config.machine_false_positive_rate = c->detect_machine ? self->scenario.amd_fp : 0;
+    self->timers = timerq_new();
+    int64_t now = s_now(self);
+    self->sim = self->timers ? sim_carrier_new(&self->scenario, self->timers, now, s_to_engine, self) : NULL;
+    if (self->sim == NULL)
+        return -1;
+    call_log_config_t log_config = {.account_id = c->account_id,
+                                    .campaign_id = self->args->campaign_id,
+                                    .from = c->from,
+                                    .recycle_hours = c->recycle_hours,
+                                    .max_attempts = c->max_attempts,
+                                    .call_back_after_voicemail = c->call_back_after_voicemail};
+    self->log = call_log_new(self->conn, &log_config);
+    self->numbers = numbers_new(self->conn, self->args->campaign_id, DIALER_BATCH);
+    self->callers = sim_callers_new(&self->scenario, self->timers, self->sim);
+    if (self->log == NULL || self->numbers == NULL || self->callers == NULL)
+        return -1;
+    carrier_t carrier = call_log_carrier(self->log, sim_carrier_carrier(self->sim), s_to_engine, self);
+    pacing_policy_t *policy = c->mode == DIAL_PREDICTIVE ? pacing_predictive_new(NULL) : NULL;
+    engine_hooks_t hooks = {.next_number = s_next_number, .return_number = s_return_number, .on_event = s_on_event, .ctx = self};
+    self->engine = engine_new(&config, carrier, self->timers, policy, &hooks, first_call_id, now);
+    if (self->engine == NULL)
+        return -1;
+    self->paused = strcmp(c->status, "paused") == 0;
+    engine_pause(self->engine, self->paused, now);
+    /* Stock the queue before the callers join, so their first pacing decision finds numbers. */
+    numbers_sync(self->numbers);
+    sim_callers_join(self->callers, self->engine, now);
+    return 0;
+}
+
+/* ---- stats ---- */
+
+static double s_rate(uint64_t part, uint64_t whole)
+{
+    return whole ? (double)part / (double)whole : 0.0;
+}
+
+static void s_publish(dialer_t *self)
+{
+    if (!self->have_slot)
+        return;
+    const engine_counts_t *counts = engine_counts(self->engine);
+    /* live answers: claims put through or abandoned (machines put through excluded) */
+    uint64_t live = counts->talked + counts->abandoned;
+    shm_campaign_stats_t stats = {
+        .updated_unix_ms = s_clock_us(CLOCK_REALTIME) / 1000,
+        .callers_on_hold = counts->ready,
+        .callers_on_call = counts->on_call,
+        .callers_wrap_up = counts->wrap_up,
+        .lines_ringing = counts->unresolved,
+        .dials = counts->dials,
+        .answered_human = counts->claims,
+        .answered_machine = counts->machines,
+        .abandoned = counts->abandoned,
+        .answer_rate = s_rate(counts->claims, counts->dials),
+        .abandon_rate_24h = s_rate(self->history.abandoned_24h + counts->abandoned, self->history.live_24h + live),
+        .abandon_rate_30d = s_rate(self->history.abandoned_30d + counts->abandoned, self->history.live_30d + live),
+        .dial_ratio = counts->ready ? (double)counts->unresolved / counts->ready : (double)counts->unresolved,
+        .account_id = self->campaign.account_id,
+        .callers_preview = counts->preview,
+        .paused = self->paused,
+        .pacing_threshold = self->campaign.mode == DIAL_PREDICTIVE ? pacing_predictive_threshold(engine_policy(self->engine)) : 0.0,
+        .talked = counts->talked,
+    };
+    if (shm_campaign_write(self->shm, self->slot, &stats) != 0) {
+        log_warn("campaign slot lost (%s); stats no longer published", strerror(errno));
+        self->have_slot = false;
+    }
+}
+
+static void s_claim_slot(dialer_t *self)
+{
+    self->shm = shm_region_open(self->args->config->shm_name, true);
+    if (self->shm == NULL) {
+        log_warn("no shared memory %s (%s): stats not published", self->args->config->shm_name, strerror(errno));
+        return;
+    }
+    if (shm_campaign_claim(self->shm, self->args->campaign_id, getpid(), &self->slot) != 0) {
+        log_warn("cannot claim a campaign slot (%s): stats not published", strerror(errno));
+        return;
+    }
+    self->have_slot = true;
+}
+
+/* ---- broker requests ---- */
+
+static void s_handle(void *ctx, const api_request_t *req, api_reply_t *reply)
+{
+    api_reply_problem(reply, req, 404, "not-found", "Not found", "The dialer answers no requests yet.");
+}
+
+/* ---- notifications ---- */
+
+static void s_on_status(dialer_t *self, const char *status)
+{
+    int64_t now = s_now(self);
+    if (strcmp(status, "stopped") == 0) {
+        log_info("campaign stopped");
+        self->stopping = true;
+    } else if (strcmp(status, "paused") == 0 || strcmp(status, "running") == 0) {
+        self->paused = strcmp(status, "paused") == 0;
+        log_info("campaign %s", status);
+        engine_pause(self->engine, self->paused, now);
+    }
+}
+
+static void s_notifications(dialer_t *self)
+{
+    PGnotify *n;
+    while ((n = PQnotifies(self->conn)) != NULL) {
+        char *end = NULL;
+        long long id = strtoll(n->extra, &end, 10);
+        if (strcmp(n->relname, "campaign_status") == 0 && id == self->args->campaign_id && end && *end == ':')
+            s_on_status(self, end + 1);
+        else if (strcmp(n->relname, "blocked_numbers") == 0 && id == self->campaign.account_id && end && *end == '\0')
+            numbers_recheck_blocked(self->numbers);
+        PQfreemem(n);
+    }
+}
+
+static int s_listen(dialer_t *self)
+{
+    PGresult *res = PQexec(self->conn, "LISTEN campaign_status; LISTEN blocked_numbers");
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc != 0)
+        log_error("LISTEN: %s", PQresultErrorMessage(res));
+    PQclear(res);
+    return rc;
+}
+
+/* ---- the loop ---- */
+
+/* A lost connection is re-established (and its LISTENs renewed) where a query found it lost. */
+static void s_reconnect(dialer_t *self)
+{
+    if (PQstatus(self->conn) == CONNECTION_OK)
+        return;
+    PQreset(self->conn);
+    if (PQstatus(self->conn) == CONNECTION_OK)
+        s_listen(self);
+}
+
+static int s_flush(dialer_t *self)
+{
+    int64_t now_ms = zclock_mono();
+    self->next_flush_ms = now_ms + DIALER_FLUSH_MS;
+    if (call_log_flush(self->log, s_now(self)) == 0) {
+        self->failing_since_ms = 0;
+        return 0;
+    }
+    if (self->failing_since_ms == 0)
+        self->failing_since_ms = now_ms;
+    s_reconnect(self);
+    self->next_flush_ms = now_ms + 1000;
+    return -1;
+}
+
+/* Milliseconds the loop may sleep. */
+static int s_wait_ms(dialer_t *self, int heartbeat_ms)
+{
+    if (call_log_urgent(self->log) && self->failing_since_ms == 0)
+        return 0;
+    int64_t now_ms = zclock_mono(), wait = DIALER_MAX_WAIT_MS;
+    int64_t next = timerq_next(self->timers);
+    if (next != TIMERQ_NEVER) {
+        double real_us = (double)(next - s_now(self)) / self->speed;
+        int64_t ms = real_us <= 0 ? 0 : (int64_t)ceil(real_us / 1000.0);
+        if (ms < wait)
+            wait = ms;
+    }
+    if (call_log_dirty(self->log) > 0 && self->next_flush_ms - now_ms < wait)
+        wait = self->next_flush_ms - now_ms;
+    if (self->next_stats_ms - now_ms < wait)
+        wait = self->next_stats_ms - now_ms;
+    if (heartbeat_ms < wait)
+        wait = heartbeat_ms;
+    return wait < 0 ? 0 : (int)wait;
+}
+
+static void s_turn(dialer_t *self)
+{
+    timerq_run_due(self->timers, s_now(self));
+    if (numbers_sync(self->numbers) < 0)
+        s_reconnect(self);
+    int64_t now_ms = zclock_mono();
+    if (call_log_urgent(self->log) || (call_log_dirty(self->log) > 0 && now_ms >= self->next_flush_ms))
+        s_flush(self);
+    if (now_ms >= self->next_stats_ms) {
+        self->next_stats_ms = now_ms + DIALER_STATS_MS;
+        s_publish(self);
+    }
+}
+
+static void s_run(dialer_t *self)
+{
+    zsock_t *sock = brk_worker_sock(self->worker);
+    while (!self->stopping) {
+        s_turn(self);
+        if (self->failing_since_ms && zclock_mono() - self->failing_since_ms > DIALER_DB_GIVE_UP_MS) {
+            log_error("the call log could not be written for %d s; restarting", DIALER_DB_GIVE_UP_MS / 1000);
+            self->args->exit_code = 1;
+            return;
+        }
+        int heartbeat = brk_worker_tick(self->worker);
+        zmq_pollitem_t items[] = {{zsock_resolve(self->pipe), 0, ZMQ_POLLIN, 0},
+                                  {zsock_resolve(sock), 0, ZMQ_POLLIN, 0},
+                                  {NULL, PQsocket(self->conn), ZMQ_POLLIN, 0}};
+        int nitems = PQsocket(self->conn) >= 0 ? 3 : 2;
+        if (zmq_poll(items, nitems, brk_worker_busy(self->worker) ? 0 : s_wait_ms(self, heartbeat)) < 0 && errno != EINTR)
+            return;
+        if (items[0].revents & ZMQ_POLLIN)
+            return; /* $TERM */
+        brk_request_t *request;
+        for (int budget = 64; budget > 0 && (request = brk_worker_recv(self->worker)) != NULL; budget--)
+            api_serve(self->worker, &request, s_handle, self);
+        if (nitems == 3 && (items[2].revents & ZMQ_POLLIN))
+            PQconsumeInput(self->conn);
+        s_notifications(self);
+    }
+}
+
+/* A clean stop: calls still in flight died with the simulated carrier, so they end as canceled
+ * (and their numbers retry after the recycle delay); claimed numbers go back. */
+static void s_wind_down(dialer_t *self)
+{
+    if (self->engine == NULL)
+        return;
+    int64_t now = s_now(self);
+    engine_pause(self->engine, true, now);
+    /* callers leaving give back the numbers they were previewing */
+    sim_callers_leave(self->callers, now);
+    int ended = call_log_end_all(self->log, OUTCOME_CANCELED, s_wall(self, now));
+    if (s_flush(self) != 0 || numbers_release(self->numbers) != 0)
+        log_warn("stopping with unwritten state; the next start recovers it");
+    else if (ended > 0)
+        log_info("%d calls in flight ended as canceled", ended);
+    s_publish(self);
+}
+
+static void s_destroy(dialer_t *self)
+{
+    engine_destroy(&self->engine);
+    sim_callers_destroy(&self->callers);
+    sim_carrier_destroy(&self->sim);
+    call_log_destroy(&self->log);
+    numbers_destroy(&self->numbers);
+    timerq_destroy(&self->timers);
+    if (self->have_slot)
+        shm_campaign_release(self->shm, self->slot);
+    shm_region_destroy(&self->shm);
+    brk_worker_destroy(&self->worker);
+    PQfinish(self->conn);
+}
+
+/* 1 ready to run, 0 nothing to run (campaign stopped), -1 failure. */
+static int s_setup(dialer_t *self)
+{
+    const impact_config_t *config = self->args->config;
+    char err[512], back[128], service[48];
+    self->speed = config->sim_speed > 0 ? config->sim_speed : 1.0;
+    scenario_defaults(&self->scenario);
+    if (config->scenario[0] && (scenario_load(&self->scenario, config->scenario, err, sizeof(err)) != 0 ||
+                                scenario_check(&self->scenario, err, sizeof(err)) != 0)) {
+        log_error("scenario: %s", err);
+        return -1;
+    }
+    if ((self->conn = db_connect(config->database_url, err, sizeof(err))) == NULL) {
+        log_error("%s", err);
+        return -1;
+    }
+    if (s_listen(self) != 0)
+        return -1;
+    int loaded = s_load_campaign(self);
+    if (loaded <= 0)
+        return loaded;
+    int closed = call_log_recover(self->conn, self->args->campaign_id);
+    if (closed < 0 || numbers_recover(self->conn, self->args->campaign_id) < 0)
+        return -1;
+    if (closed > 0)
+        log_info("%d attempts left open by the previous dialer ended as timed out", closed);
+    uint64_t first_call_id;
+    if (s_load_history(self) != 0 || call_log_reserve_ids(self->conn, &first_call_id) != 0)
+        return -1;
+    snprintf(service, sizeof(service), DIALER_SERVICE_PREFIX "%" PRId64, self->args->campaign_id);
+    if (config_endpoint(config, BRK_BACK_ENDPOINT, back, sizeof(back)) != 0 ||
+        (self->worker = brk_worker_new(back, service, service)) == NULL) {
+        log_error("cannot connect to the broker");
+        return -1;
+    }
+    s_claim_slot(self);
+    self->mono_start = s_clock_us(CLOCK_MONOTONIC);
+    self->wall_start = s_clock_us(CLOCK_REALTIME);
+    if (s_start_engine(self, first_call_id) != 0) {
+        log_error("cannot start the campaign engine");
+        return -1;
+    }
+    log_info("dialing: %s campaign, %u simulated callers, speed %g, call ids from %" PRIu64,
+             self->campaign.mode == DIAL_PREVIEW ? "Preview"
+             : self->campaign.mode == DIAL_POWER ? "Power"
+                                                 : "Predictive",
+             self->scenario.agents, self->speed, first_call_id);
+    return 1;
+}
+
+static void s_dialer_actor(zsock_t *pipe, void *arg)
+{
+    dialer_t self = {.args = arg, .pipe = pipe};
+    self.args->exit_code = 1;
+    int ready = s_setup(&self);
+    zsock_signal(pipe, 0);
+    if (ready > 0) {
+        self.args->exit_code = 0;
+        s_run(&self);
+        s_wind_down(&self);
+    } else if (ready == 0) {
+        log_info("campaign is not running; nothing to do");
+        self.args->exit_code = 0;
+    }
+    s_destroy(&self);
+}
+
+int dialer_main(const impact_config_t *config, int64_t campaign_id)
+{
+    char role[40];
+    snprintf(role, sizeof(role), DIALER_SERVICE_PREFIX "%" PRId64, campaign_id);
+    log_init(role);
+    signals_install();
+    dialer_args_t args = {.config = config, .campaign_id = campaign_id, .exit_code = 1};
+    zactor_t *actor = zactor_new(s_dialer_actor, &args);
+    if (actor == NULL)
+        return 1;
+    /* The actor ends on its own when the campaign stops (0) or it fails (1); a stop signal ends
+     * it through $TERM, which is a clean stop too. */
+    zpoller_t *poller = zpoller_new(actor, NULL);
+    bool signalled = false;
+    while (!(signalled = signals_stop_requested()))
+        if (zpoller_wait(poller, 100) == actor)
+            break;
+    zpoller_destroy(&poller);
+    zactor_destroy(&actor);
+    return signalled ? 0 : args.exit_code;
+}

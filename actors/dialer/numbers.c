@@ -1,0 +1,310 @@
+#include "actors/dialer/numbers.h"
+
+#include <czmq.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/dialer/pgarray.h"
+#include "common/log.h"
+
+/* After a refill that found nothing, the next waits this long: an exhausted list (or one outside
+ * its calling hours) costs one query per interval, not one per pacing tick. */
+#define NUMBERS_IDLE_MS  5000
+#define NUMBERS_ERROR_MS 1000
+
+typedef struct {
+    engine_number_t number;
+    int64_t valid_until_ms; /* monotonic: the calling window closes then */
+} queued_t;
+
+struct numbers_t {
+    PGconn *conn;
+    int64_t campaign_id;
+    int batch;
+    queued_t *queue; /* queue[head .. head+count) */
+    size_t head, count;
+    uint64_t *returned; /* number ids to release */
+    size_t n_returned, returned_capacity;
+    int64_t first_cursor; /* never-dialed numbers are scanned in id order from here */
+    int64_t next_refill_ms;
+    bool starved; /* the engine asked and found nothing */
+};
+
+/* Never-dialed numbers first, in import order from the cursor; then due retries, oldest first.
+ * The claim, the attempt count and the recycle delay commit together, before any dial. */
+static const char s_claim_sql[] =
+    "WITH c AS (SELECT calling_hours_start AS hs, calling_hours_end AS he, time_zone AS tz, recycle_rate_hours AS r, "
+    "max_attempts AS m FROM campaigns WHERE id = $1 AND status <> 'stopped'), "
+    "picked AS (SELECT n.id, dialer_window_left(n.time_zones, c.tz, c.hs, c.he) AS left_s FROM numbers n, c "
+    "WHERE n.campaign_id = $1 AND %s AND NOT n.blocked AND n.removed_at IS NULL "
+    "AND dialer_window_left(n.time_zones, c.tz, c.hs, c.he) > 0 ORDER BY %s LIMIT $3 FOR UPDATE OF n SKIP LOCKED) "
+    "UPDATE numbers n SET attempts = n.attempts + 1, last_dialed_at = now(), status = 'dialing', "
+    "next_attempt_at = now() + make_interval(hours => c.r) FROM picked, c WHERE n.id = picked.id "
+    "RETURNING n.id, n.phone, picked.left_s";
+
+/* Gives numbers back: the claim's attempt is undone and the dial state rebuilt from the attempts
+ * actually made. Only numbers still 'dialing' qualify, so releasing twice changes nothing. */
+static const char s_release_sql[] =
+    "WITH c AS (SELECT recycle_rate_hours AS r FROM campaigns WHERE id = $2) "
+    "UPDATE numbers n SET attempts = n.attempts - 1, last_dialed_at = h.last_dialed, "
+    "next_attempt_at = CASE WHEN n.attempts - 1 = 0 THEN NULL "
+    "ELSE coalesce(h.last_ended + make_interval(hours => c.r), now()) END, "
+    "status = CASE WHEN n.attempts - 1 = 0 THEN 'not_called' ELSE 'retry' END "
+    "FROM c, unnest($1::bigint[]) AS r(id) LEFT JOIN LATERAL (SELECT max(a.dialed_at) AS last_dialed, "
+    "max(a.ended_at) AS last_ended FROM call_attempts a WHERE a.number_id = r.id) h ON true "
+    "WHERE n.id = r.id AND n.campaign_id = $2 AND n.status = 'dialing' AND n.attempts > 0";
+
+numbers_t *numbers_new(PGconn *conn, int64_t campaign_id, int batch)
+{
+    if (batch < 1 || batch > NUMBERS_BATCH_MAX)
+        return NULL;
+    numbers_t *self = calloc(1, sizeof(*self));
+    if (self == NULL)
+        return NULL;
+    self->conn = conn;
+    self->campaign_id = campaign_id;
+    self->batch = batch;
+    self->queue = calloc((size_t)batch, sizeof(*self->queue));
+    if (self->queue == NULL) {
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void numbers_destroy(numbers_t **self_p)
+{
+    numbers_t *self = *self_p;
+    if (self == NULL)
+        return;
+    free(self->queue);
+    free(self->returned);
+    free(self);
+    *self_p = NULL;
+}
+
+static int s_remember_return(numbers_t *self, uint64_t number_id)
+{
+    if (self->n_returned == self->returned_capacity) {
+        size_t capacity = self->returned_capacity ? self->returned_capacity * 2 : 64;
+        uint64_t *grown = realloc(self->returned, capacity * sizeof(*grown));
+        if (grown == NULL)
+            return -1;
+        self->returned = grown;
+        self->returned_capacity = capacity;
+    }
+    self->returned[self->n_returned++] = number_id;
+    return 0;
+}
+
+int numbers_take(numbers_t *self, engine_number_t *number)
+{
+    int64_t now = zclock_mono();
+    while (self->count > 0) {
+        queued_t *q = &self->queue[self->head];
+        self->head++;
+        self->count--;
+        if (q->valid_until_ms > now) {
+            *number = q->number;
+            return 0;
+        }
+        s_remember_return(self, q->number.number_id);
+    }
+    self->starved = true;
+    return -1;
+}
+
+void numbers_give_back(numbers_t *self, const engine_number_t *number)
+{
+    if (s_remember_return(self, number->number_id) != 0)
+        log_warn("number=%" PRIu64 " cannot be remembered for release; it waits one recycle interval", number->number_id);
+}
+
+/* Releases the numbers of the array literal `ids`. 0 or -1. */
+static int s_release(PGconn *conn, int64_t campaign_id, const char *ids)
+{
+    char campaign[24];
+    snprintf(campaign, sizeof(campaign), "%" PRId64, campaign_id);
+    const char *params[] = {ids, campaign};
+    PGresult *res = PQexecParams(conn, s_release_sql, 2, NULL, params, NULL, NULL, 0);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc != 0)
+        log_warn("releasing numbers: %s", PQresultErrorMessage(res));
+    PQclear(res);
+    return rc;
+}
+
+static int s_flush_returns(numbers_t *self)
+{
+    if (self->n_returned == 0)
+        return 0;
+    pgarray_t ids;
+    pgarray_init(&ids);
+    for (size_t i = 0; i < self->n_returned; i++)
+        pgarray_int(&ids, (int64_t)self->returned[i]);
+    const char *literal = pgarray_finish(&ids);
+    int rc = literal ? s_release(self->conn, self->campaign_id, literal) : -1;
+    if (rc == 0)
+        self->n_returned = 0;
+    pgarray_free(&ids);
+    return rc;
+}
+
+int numbers_recover(PGconn *conn, int64_t campaign_id)
+{
+    char campaign[24];
+    snprintf(campaign, sizeof(campaign), "%" PRId64, campaign_id);
+    const char *params[] = {campaign};
+    /* next_attempt_at IS NOT NULL lets the planner use numbers_due: every claim sets it */
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT coalesce(array_agg(id), '{}') FROM numbers WHERE campaign_id = $1 AND status = 'dialing' "
+                                 "AND next_attempt_at IS NOT NULL",
+                                 1, NULL, params, NULL, NULL, 0);
+    int rc = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        rc = s_release(conn, campaign_id, PQgetvalue(res, 0, 0));
+    else
+        log_error("finding claimed numbers: %s", PQresultErrorMessage(res));
+    PQclear(res);
+    return rc;
+}
+
+/* Appends the rows of one claim to the queue. Returns rows claimed, or -1. */
+static int s_claim(numbers_t *self, bool first_dials, int limit)
+{
+    /* Both forms take the same three parameters; retries ignore the cursor, but a parameter the
+     * statement never mentions would have no type. */
+    char sql[sizeof(s_claim_sql) + 256];
+    snprintf(sql, sizeof(sql), s_claim_sql,
+             first_dials ? "n.attempts = 0 AND n.id > $2"
+                         : "n.status = 'retry' AND n.next_attempt_at <= now() AND n.attempts < c.m AND $2::bigint >= 0",
+             first_dials ? "n.id" : "n.next_attempt_at");
+    char campaign[24], cursor[24], count[16];
+    snprintf(campaign, sizeof(campaign), "%" PRId64, self->campaign_id);
+    snprintf(cursor, sizeof(cursor), "%" PRId64, self->first_cursor);
+    snprintf(count, sizeof(count), "%d", limit);
+    const char *params[] = {campaign, cursor, count};
+    PGresult *res = PQexecParams(self->conn, sql, 3, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_warn("claiming numbers: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    int rows = PQntuples(res);
+    int64_t now = zclock_mono();
+    /* RETURNING follows no order: the queue is sorted by id for first dials (the cursor needs the highest). */
+    for (int i = 0; i < rows; i++) {
+        queued_t *q = &self->queue[self->head + self->count];
+        const char *phone = PQgetvalue(res, i, 1);
+        q->number.number_id = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+        q->valid_until_ms = now + (int64_t)floor(strtod(PQgetvalue(res, i, 2), NULL) * 1000.0);
+        if (strlen(phone) >= sizeof(q->number.phone)) {
+            /* not E.164: never dial it, and give it back so it is not left claimed */
+            s_remember_return(self, q->number.number_id);
+            continue;
+        }
+        snprintf(q->number.phone, sizeof(q->number.phone), "%s", phone);
+        if (first_dials && (int64_t)q->number.number_id > self->first_cursor)
+            self->first_cursor = (int64_t)q->number.number_id;
+        self->count++;
+    }
+    PQclear(res);
+    return rows;
+}
+
+static int s_compare_ids(const void *a, const void *b)
+{
+    uint64_t x = ((const queued_t *)a)->number.number_id, y = ((const queued_t *)b)->number.number_id;
+    return x < y ? -1 : x > y;
+}
+
+int numbers_sync(numbers_t *self)
+{
+    int rc = s_flush_returns(self);
+    int64_t now = zclock_mono();
+    bool low = self->count * 2 < (size_t)self->batch;
+    if (!(low || self->starved) || now < self->next_refill_ms)
+        return rc;
+    /* compact: the queue refills at its end */
+    memmove(self->queue, self->queue + self->head, self->count * sizeof(*self->queue));
+    self->head = 0;
+    int want = self->batch - (int)self->count, got = 0;
+    size_t first = self->count;
+    int fresh = s_claim(self, true, want);
+    if (fresh >= 0)
+        qsort(self->queue + first, self->count - first, sizeof(*self->queue), s_compare_ids);
+    if (fresh == 0 && self->first_cursor > 0) {
+        /* Reached the end of the list: start over, so numbers skipped for their calling hours
+         * are found once their window opens. */
+        self->first_cursor = 0;
+        fresh = s_claim(self, true, want);
+    }
+    int retries = fresh >= 0 && fresh < want ? s_claim(self, false, want - fresh) : 0;
+    if (fresh < 0 || retries < 0) {
+        self->next_refill_ms = now + NUMBERS_ERROR_MS;
+        return -1;
+    }
+    got = fresh + retries;
+    self->starved = false;
+    if (got == 0)
+        self->next_refill_ms = now + NUMBERS_IDLE_MS;
+    return rc < 0 ? -1 : got;
+}
+
+int numbers_recheck_blocked(numbers_t *self)
+{
+    if (self->count == 0)
+        return 0;
+    pgarray_t ids;
+    pgarray_init(&ids);
+    for (size_t i = 0; i < self->count; i++)
+        pgarray_int(&ids, (int64_t)self->queue[self->head + i].number.number_id);
+    const char *literal = pgarray_finish(&ids);
+    int rc = -1;
+    PGresult *res = NULL;
+    if (literal == NULL)
+        goto Exit;
+    const char *params[] = {literal};
+    res = PQexecParams(self->conn, "SELECT id FROM numbers WHERE id = ANY($1::bigint[]) AND (blocked OR removed_at IS NOT NULL)", 1,
+                       NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_warn("re-checking blocked numbers: %s", PQresultErrorMessage(res));
+        goto Exit;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        uint64_t blocked = strtoull(PQgetvalue(res, r, 0), NULL, 10);
+        for (size_t i = 0; i < self->count; i++) {
+            queued_t *q = &self->queue[self->head + i];
+            if (q->number.number_id != blocked)
+                continue;
+            log_info("number=%" PRIu64 " blocked after it was claimed: not dialed", blocked);
+            s_remember_return(self, blocked);
+            memmove(q, q + 1, (self->count - i - 1) * sizeof(*q));
+            self->count--;
+            break;
+        }
+    }
+    rc = s_flush_returns(self);
+Exit:
+    PQclear(res);
+    pgarray_free(&ids);
+    return rc;
+}
+
+int numbers_release(numbers_t *self)
+{
+    for (size_t i = 0; i < self->count; i++)
+        if (s_remember_return(self, self->queue[self->head + i].number.number_id) != 0)
+            return -1;
+    self->count = 0;
+    self->head = 0;
+    return s_flush_returns(self);
+}
+
+size_t numbers_queued(const numbers_t *self)
+{
+    return self->count;
+}

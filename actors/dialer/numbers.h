@@ -1,0 +1,64 @@
+/*
+ * numbers_t: a campaign's supply of numbers to dial, taken from PostgreSQL in batches.
+ *
+ * A batch is claimed with one committed statement (FOR UPDATE SKIP LOCKED) that counts the
+ * attempt and pushes next_attempt_at a recycle interval ahead, before any of it is dialed: a
+ * dialer killed at any moment can leave a number claimed but never dialed (it waits one recycle
+ * interval), never dialed twice inside its recycle window. Numbers never dialed come first, in
+ * import order, then due retries; only numbers inside the campaign's calling hours in every time
+ * zone they may be in (the campaign's zone when unknown), decided by the database clock.
+ *
+ * Claimed numbers wait in memory until the engine takes them. Each remembers when its calling
+ * window closes, and one taken after that goes back instead. A number blocked after its batch
+ * was claimed is dropped when numbers_recheck_blocked runs (on the blocked_numbers
+ * notification). Numbers given back (by the engine, or all of them on a clean stop) are
+ * released in the database with their dial state rebuilt from call_attempts.
+ */
+#ifndef IMPACT_DIALER_NUMBERS_H
+#define IMPACT_DIALER_NUMBERS_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "actors/dialer/engine.h"
+
+#define NUMBERS_BATCH_MAX 10000
+
+typedef struct numbers_t numbers_t;
+
+/** A supply for `campaign_id` over `conn` (borrowed), claiming `batch` numbers at a time (1..NUMBERS_BATCH_MAX). */
+numbers_t *numbers_new(PGconn *conn, int64_t campaign_id, int batch);
+
+/** Frees the memory only; call numbers_release first to hand unused claims back. */
+void numbers_destroy(numbers_t **self_p);
+
+/** The engine's next_number hook: 0 with *number filled, -1 when none is waiting. */
+int numbers_take(numbers_t *self, engine_number_t *number);
+
+/** The engine's return_number hook: the number goes back to the database on the next sync. */
+void numbers_give_back(numbers_t *self, const engine_number_t *number);
+
+/**
+ * Claims another batch if the queue runs low (or ran dry) and the last attempt was not too
+ * recent, and releases numbers given back. Returns numbers claimed, or -1 on a database error.
+ */
+int numbers_sync(numbers_t *self);
+
+/** Drops (and releases) queued numbers that were blocked or removed since they were claimed. 0 or -1. */
+int numbers_recheck_blocked(numbers_t *self);
+
+/** Releases every queued and given-back number in the database. 0 or -1. */
+int numbers_release(numbers_t *self);
+
+/**
+ * At start, after call_log_recover: releases every number of the campaign still claimed by a
+ * dialer that died. None of them is in flight (recovery ended every open attempt), and a claim's
+ * dial is always recorded before it is placed, so none was dialed under its claim. 0 or -1.
+ */
+int numbers_recover(PGconn *conn, int64_t campaign_id);
+
+/** Numbers waiting in memory. */
+size_t numbers_queued(const numbers_t *self);
+
+#endif

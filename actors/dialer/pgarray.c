@@ -1,0 +1,80 @@
+#include "actors/dialer/pgarray.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void pgarray_init(pgarray_t *self)
+{
+    *self = (pgarray_t){0};
+}
+
+void pgarray_free(pgarray_t *self)
+{
+    free(self->data);
+    *self = (pgarray_t){0};
+}
+
+static void s_append(pgarray_t *self, const char *text, size_t n)
+{
+    if (self->failed)
+        return;
+    /* room for the separator or opening brace, the text, and the closing brace with its NUL */
+    if (self->len + n + 3 > self->capacity) {
+        size_t capacity = self->capacity ? self->capacity : 256;
+        while (self->len + n + 3 > capacity)
+            capacity *= 2;
+        char *grown = realloc(self->data, capacity);
+        if (grown == NULL) {
+            self->failed = true;
+            return;
+        }
+        self->data = grown;
+        self->capacity = capacity;
+    }
+    char separator = self->len == 0 ? '{' : ',';
+    self->data[self->len++] = separator;
+    memcpy(self->data + self->len, text, n);
+    self->len += n;
+}
+
+void pgarray_int(pgarray_t *self, int64_t value)
+{
+    char text[24];
+    int n = snprintf(text, sizeof(text), "%" PRId64, value);
+    s_append(self, text, (size_t)n);
+}
+
+void pgarray_null(pgarray_t *self)
+{
+    s_append(self, "NULL", 4);
+}
+
+void pgarray_bool(pgarray_t *self, bool value)
+{
+    s_append(self, value ? "t" : "f", 1);
+}
+
+void pgarray_text(pgarray_t *self, const char *value)
+{
+    size_t n = strlen(value);
+    if (n == 0 || n > 64 || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+_-") != n) {
+        self->failed = true;
+        return;
+    }
+    char quoted[68];
+    snprintf(quoted, sizeof(quoted), "\"%s\"", value);
+    s_append(self, quoted, n + 2);
+}
+
+const char *pgarray_finish(pgarray_t *self)
+{
+    if (self->failed)
+        return NULL;
+    if (self->len == 0)
+        return "{}";
+    self->data[self->len] = '}';
+    self->data[self->len + 1] = '\0';
+    return self->data;
+}
