@@ -199,6 +199,21 @@ static void s_rollback(resource_call_t *call)
     PQclear(PQexec(call->route->conn, call->route->in_transaction ? "ROLLBACK TO SAVEPOINT resource_write" : "ROLLBACK"));
 }
 
+int resource_begin(resource_call_t *call)
+{
+    return s_tx(call, true);
+}
+
+int resource_commit(resource_call_t *call)
+{
+    return s_tx(call, false);
+}
+
+void resource_rollback(resource_call_t *call)
+{
+    s_rollback(call);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* SQL building                                                                                */
 

@@ -126,9 +126,12 @@ struct resource_def {
     size_t collection_action_count;
     const link_def_t *links;
     size_t link_count;
-    bool archivable; /* DELETE archives (archived_at); lists hide archived rows unless ?archived= */
-    bool no_update;  /* rows are replaced, never edited (custom fields) */
-    bool read_only;  /* rows are made elsewhere (an import); GET only */
+    bool archivable;  /* DELETE archives (archived_at); lists hide archived rows unless ?archived= */
+    bool no_update;   /* rows are replaced, never edited (custom fields) */
+    bool read_only;   /* rows are made elsewhere (an import); GET only */
+    bool append_only; /* created, read and acted on, never edited or deleted (a call's record) */
+    /* Another path that also creates: POST /v1/<create_alias> (the brief's POST /v1/call). */
+    const char *create_alias;
     /* Replaces the generic create, for bodies that are not fields (an audio upload). */
     void (*create)(resource_call_t *call);
     /* Optional: called inside the write transaction after an insert or update succeeded, with
@@ -141,6 +144,7 @@ extern const resource_def_t *const resource_defs[];
 
 /** Resource definitions (one file each). */
 extern const resource_def_t res_lists, res_list_import_errors, res_numbers, res_leads;
+extern const resource_def_t res_calls;
 extern const resource_def_t res_campaigns, res_messages, res_scripts, res_script_texts, res_questions, res_possible_responses,
     res_notes, res_transfers, res_custom_fields, res_caller_groups, res_callers, res_blocked_numbers;
 
@@ -163,6 +167,15 @@ void resource_reply_row(resource_call_t *call, int status);
  * question 9 to belong to script 7). 0, or -1 with a 404 (or 503) reply filled.
  */
 int resource_check_parents(resource_call_t *call);
+
+/**
+ * A write transaction for custom handlers, as the generic writes use: BEGIN/COMMIT, or a
+ * savepoint inside a request that already runs in a transaction (Idempotency-Key). Begin and
+ * commit return 0, or -1 with a 503 reply filled.
+ */
+int resource_begin(resource_call_t *call);
+int resource_commit(resource_call_t *call);
+void resource_rollback(resource_call_t *call);
 
 /** Fills a 503 reply for a database failure and logs it. */
 void resource_reply_db_error(resource_call_t *call, PGresult *res);

@@ -11,7 +11,7 @@
 
 #define SEGMENTS_MAX 12
 
-typedef enum { MATCH_COLLECTION, MATCH_ITEM, MATCH_ACTION, MATCH_COLLECTION_ACTION } match_kind_t;
+typedef enum { MATCH_COLLECTION, MATCH_ITEM, MATCH_ACTION, MATCH_COLLECTION_ACTION, MATCH_CREATE_ALIAS } match_kind_t;
 
 typedef struct {
     const resource_def_t *def;
@@ -119,9 +119,14 @@ static bool s_match(const char *path, size_t len, match_t *m)
         seg[nseg++] = (segment_t){p, (size_t)(seg_end - p)};
         p = seg_end + 1;
     }
-    for (const resource_def_t *const *d = resource_defs; *d; d++)
+    for (const resource_def_t *const *d = resource_defs; *d; d++) {
         if (s_match_def(*d, seg, nseg, m))
             return true;
+        if (nseg == 1 && (*d)->create_alias && s_segment_is(seg[0], (*d)->create_alias)) {
+            *m = (match_t){.def = *d, .kind = MATCH_CREATE_ALIAS};
+            return true;
+        }
+    }
     return false;
 }
 
@@ -152,10 +157,16 @@ static void s_dispatch_resource(resource_call_t *call, const match_t *m)
         else
             s_not_allowed(req, call->reply, "GET, HEAD, POST");
         return;
+    case MATCH_CREATE_ALIAS:
+        if (s_method_is(req, "POST"))
+            m->def->create ? m->def->create(call) : resource_create(call);
+        else
+            s_not_allowed(req, call->reply, "POST");
+        return;
     case MATCH_ITEM:
         if (s_method_is(req, "GET"))
             resource_read(call);
-        else if (m->def->read_only)
+        else if (m->def->read_only || m->def->append_only)
             s_not_allowed(req, call->reply, "GET, HEAD");
         else if (!m->def->no_update && (s_method_is(req, "PATCH") || s_method_is(req, "PUT")))
             resource_update(call);
@@ -284,13 +295,17 @@ void routes_describe(routes_describe_fn *fn, void *arg)
             snprintf(path, sizeof(path), "%s/%s", collection, def->collection_actions[i].name);
             fn(arg, def->collection_actions[i].method, path);
         }
+        if (def->create_alias) {
+            snprintf(path, sizeof(path), "/v1/%s", def->create_alias);
+            fn(arg, "POST", path);
+        }
         snprintf(path, sizeof(path), "%s/{id}", collection);
         fn(arg, "GET", path);
-        if (!def->no_update && !def->read_only) {
+        if (!def->no_update && !def->read_only && !def->append_only) {
             fn(arg, "PATCH", path);
             fn(arg, "PUT", path);
         }
-        if (!def->read_only)
+        if (!def->read_only && !def->append_only)
             fn(arg, "DELETE", path);
         if (def->archivable) {
             snprintf(path, sizeof(path), "%s/{id}/restore", collection);

@@ -18,6 +18,7 @@
 typedef struct {
     size_t max_body_bytes;
     int rate_limit, rate_burst; /* per key; rate_limit 0: none */
+    bool allow_private_urls;    /* customer URLs may name private addresses (tests, local demos) */
 } route_limits_t;
 
 typedef struct {

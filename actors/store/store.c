@@ -119,8 +119,10 @@ int store_main(const impact_config_t *config, int index)
         log_error("run directory path too long: %s", config->run_dir);
         return 1;
     }
-    route_limits_t limits = {
-        .max_body_bytes = config->max_body, .rate_limit = config->rate_limit, .rate_burst = config->rate_burst};
+    route_limits_t limits = {.max_body_bytes = config->max_body,
+                             .rate_limit = config->rate_limit,
+                             .rate_burst = config->rate_burst,
+                             .allow_private_urls = config->allow_private_urls};
     store_config_t store = {.broker_endpoint = back, .database_url = config->database_url, .index = index, .limits = &limits};
     return signals_run_actor(store_actor, &store);
 }
