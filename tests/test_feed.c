@@ -10,119 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "actors/dialer/feed.h"
+#include "tests/http_script.h"
 
-#define ANSWERS_MAX 8
-
-typedef struct {
-    int status;
-    const char *body; /* NULL with big: a body over the limit */
-    int delay_ms;
-    bool big;
-} answer_t;
-
-typedef struct {
-    int fd, port;
-    pthread_t thread;
-    answer_t answers[ANSWERS_MAX];
-    int n_answers, served;
-    char paths[ANSWERS_MAX][256]; /* request targets, in order */
-    pthread_mutex_t lock;
-} server_t;
-
-static void s_write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, data, len, MSG_NOSIGNAL); /* the client may hang up first */
-        if (n <= 0)
-            return;
-        data += n;
-        len -= (size_t)n;
-    }
-}
-
-static void *s_serve(void *arg)
-{
-    server_t *s = arg;
-    for (;;) {
-        int conn = accept(s->fd, NULL, NULL);
-        if (conn < 0)
-            return NULL;
-        char request[4096];
-        size_t n = 0;
-        ssize_t got;
-        while (n < sizeof(request) - 1 && (got = read(conn, request + n, sizeof(request) - 1 - n)) > 0) {
-            n += (size_t)got;
-            request[n] = '\0';
-            if (strstr(request, "\r\n\r\n"))
-                break;
-        }
-        pthread_mutex_lock(&s->lock);
-        int index = s->served++;
-        if (index < ANSWERS_MAX)
-            sscanf(request, "GET %255s", s->paths[index]);
-        answer_t answer = index < s->n_answers ? s->answers[index] : (answer_t){.status = 404, .body = "{}"};
-        pthread_mutex_unlock(&s->lock);
-        if (answer.delay_ms)
-            usleep((useconds_t)answer.delay_ms * 1000);
-        char *body = NULL;
-        size_t len;
-        if (answer.big) {
-            len = FEED_BODY_MAX + 100;
-            body = malloc(len);
-            memset(body, ' ', len);
-        } else
-            len = strlen(answer.body);
-        char head[256];
-        int head_len =
-            snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                     answer.status, len);
-        s_write_all(conn, head, (size_t)head_len);
-        s_write_all(conn, body ? body : answer.body, len);
-        free(body);
-        close(conn);
-    }
-}
-
-static server_t *s_server(const answer_t *answers, int n)
-{
-    server_t *s = calloc(1, sizeof *s);
-    pthread_mutex_init(&s->lock, NULL);
-    memcpy(s->answers, answers, (size_t)n * sizeof(*answers));
-    s->n_answers = n;
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(addr);
-    assert_int_equal(bind(s->fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    assert_int_equal(listen(s->fd, 8), 0);
-    assert_int_equal(getsockname(s->fd, (struct sockaddr *)&addr, &len), 0);
-    s->port = ntohs(addr.sin_port);
-    assert_int_equal(pthread_create(&s->thread, NULL, s_serve, s), 0);
-    return s;
-}
-
-static void s_server_stop(server_t **s_p)
-{
-    server_t *s = *s_p;
-    shutdown(s->fd, SHUT_RDWR);
-    close(s->fd);
-    pthread_join(s->thread, NULL);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
-    *s_p = NULL;
-}
-
-static feed_t *s_feed(const server_t *s, const char *query, int page_size, int timeout_ms, bool allow_private)
+static feed_t *s_feed(const http_script_t *s, const char *query, int page_size, int timeout_ms, bool allow_private)
 {
     char url[256];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/numbers%s", s->port, query);
@@ -146,12 +41,12 @@ static void s_next(feed_t *feed, bool ask, feed_page_t *page)
 
 static void test_pages_until_exhausted(void **state)
 {
-    const answer_t answers[] = {
+    const http_answer_t answers[] = {
         {.status = 200, .body = "[\"202-555-0101\", 12025550102, \"not a number\"]"},
         {.status = 200, .body = "{\"phone_numbers\": [\"+1 202 555 0103\"], \"next_page\": null}"},
         {.status = 200, .body = "[]"},
     };
-    server_t *server = s_server(answers, 3);
+    http_script_t *server = http_script_start(answers, 3, (http_answer_t){.status = 404, .body = "{}"});
     feed_t *feed = s_feed(server, "?campaign=7", 3, 5000, true);
     feed_page_t page;
     s_next(feed, true, &page);
@@ -176,17 +71,17 @@ static void test_pages_until_exhausted(void **state)
     assert_string_equal(server->paths[0], "/numbers?campaign=7&page=1&limit=3");
     assert_string_equal(server->paths[2], "/numbers?campaign=7&page=3&limit=3");
     feed_destroy(&feed);
-    s_server_stop(&server);
+    http_script_stop(&server);
 }
 
 static void test_errors_back_off_and_retry_the_same_page(void **state)
 {
-    const answer_t answers[] = {
+    const http_answer_t answers[] = {
         {.status = 500, .body = "{\"error\": \"down\"}"},
         {.status = 200, .body = "not json"},
         {.status = 200, .body = "[\"2025550104\"]"},
     };
-    server_t *server = s_server(answers, 3);
+    http_script_t *server = http_script_start(answers, 3, (http_answer_t){.status = 404, .body = "{}"});
     feed_t *feed = s_feed(server, "", 10, 5000, true);
     feed_page_t page;
     s_next(feed, true, &page);
@@ -208,20 +103,20 @@ static void test_errors_back_off_and_retry_the_same_page(void **state)
     for (int i = 0; i < 3; i++)
         assert_string_equal(server->paths[i], "/numbers?page=1&limit=10");
     feed_destroy(&feed);
-    s_server_stop(&server);
+    http_script_stop(&server);
 }
 
 static void test_bad_answers_are_refused(void **state)
 {
-    const answer_t answers[] = {
+    const http_answer_t answers[] = {
         {.status = 200, .body = "[\"2025550101\", \"2025550102\", \"2025550103\"]"}, /* more than the limit of 2 */
         {.status = 200, .body = "{\"phone_numbers\": \"2025550101\"}"},
-        {.status = 200, .big = true},
+        {.status = 200, .padding = FEED_BODY_MAX + 100},
         {.status = 200, .body = "[\"2025550101\"]", .delay_ms = 1500}, /* slower than the 300 ms timeout */
     };
     const char *why[] = {"limit was 2", "neither an array", "larger than", "imeout"};
     for (int i = 0; i < 4; i++) {
-        server_t *server = s_server(&answers[i], 1);
+        http_script_t *server = http_script_start(&answers[i], 1, (http_answer_t){.status = 404, .body = "{}"});
         feed_t *feed = s_feed(server, "", 2, 300, true);
         feed_page_t page;
         s_next(feed, true, &page);
@@ -231,23 +126,23 @@ static void test_bad_answers_are_refused(void **state)
         assert_int_equal(page.count, 0);
         feed_page_free(&page);
         feed_destroy(&feed);
-        s_server_stop(&server);
+        http_script_stop(&server);
     }
 }
 
 static void test_private_addresses_are_refused(void **state)
 {
-    const answer_t answers[] = {{.status = 200, .body = "[\"2025550101\"]"}};
-    server_t *server = s_server(answers, 1);
+    const http_answer_t answers[] = {{.status = 200, .body = "[\"2025550101\"]"}};
+    http_script_t *server = http_script_start(answers, 1, (http_answer_t){.status = 404, .body = "{}"});
     feed_t *feed = s_feed(server, "", 10, 2000, false);
     feed_page_t page;
     s_next(feed, true, &page);
     assert_int_equal(page.result, FEED_FAILED);
     assert_non_null(strstr(page.error, "private addresses are refused"));
-    assert_int_equal(server->served, 0);
+    assert_int_equal(http_script_served(server), 0);
     feed_page_free(&page);
     feed_destroy(&feed);
-    s_server_stop(&server);
+    http_script_stop(&server);
     /* nor is a URL over the size limit, or with a fragment, accepted at all */
     char long_url[2100];
     memset(long_url, 'a', sizeof(long_url) - 1);

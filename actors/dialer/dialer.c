@@ -25,6 +25,7 @@
 #include "actors/api/api.h"
 #include "actors/dialer/call_log.h"
 #include "actors/dialer/engine.h"
+#include "actors/dialer/feed.h"
 #include "actors/dialer/numbers.h"
 #include "actors/dialer/scenario.h"
 #include "actors/dialer/sim_callers.h"
@@ -40,6 +41,8 @@
 #define DIALER_STATS_MS      1000
 #define DIALER_MAX_WAIT_MS   1000
 #define DIALER_DB_GIVE_UP_MS 30000 /* the log cannot be written this long: exit, restart, recover */
+#define DIALER_FEED_ASK_MS   1000  /* while numbers run low, the feed is asked at most this often */
+#define DIALER_FEED_PAGE     100
 
 typedef struct {
     const impact_config_t *config;
@@ -80,6 +83,10 @@ typedef struct {
     engine_t *engine;
     sim_callers_t *callers;
     numbers_t *numbers;
+    feed_t *feed; /* the call's phone_numbers_url, when the campaign runs a call that has one */
+    int64_t next_feed_ask_ms;
+    bool feed_asked;     /* a page was asked for and has not come: one page in flight at most */
+    feed_page_t unsaved; /* a page whose numbers the database has not taken yet (count 0: none) */
     call_log_t *log;
     shm_region_t *shm;
     uint32_t slot;
@@ -406,12 +413,73 @@ static int s_wait_ms(dialer_t *self, int heartbeat_ms)
     return wait < 0 ? 0 : (int)wait;
 }
 
+/* A campaign that runs a call with a phone_numbers_url takes more numbers from it whenever its
+ * own run low: each page is added to the campaign's numbers (de-duplicated, blocked ones
+ * marked) and claimed like any other, so the feed needs no path of its own to the engine. */
+static int s_open_feed(dialer_t *self)
+{
+    char campaign[24];
+    snprintf(campaign, sizeof(campaign), "%" PRId64, self->args->campaign_id);
+    const char *params[] = {campaign};
+    PGresult *res =
+        PQexecParams(self->conn, "SELECT phone_numbers_url FROM calls WHERE campaign_id = $1 AND phone_numbers_url IS NOT NULL", 1,
+                     NULL, params, NULL, NULL, 0);
+    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : -1;
+    if (rc == 0 && PQntuples(res) == 1) {
+        feed_options_t options = {.page_size = DIALER_FEED_PAGE, .allow_private = self->args->config->allow_private_urls};
+        self->feed = feed_new(PQgetvalue(res, 0, 0), &options);
+        if (self->feed == NULL)
+            log_warn("the call's phone_numbers_url cannot be used; dialing the numbers given only");
+    } else if (rc != 0)
+        log_error("reading the call's feed: %s", PQresultErrorMessage(res));
+    PQclear(res);
+    return rc;
+}
+
+/* Adds the page kept in `unsaved`; a page the database refused stays there and is tried again
+ * on the next turn, so no number a customer sent is lost to a database hiccup. */
+static void s_save_page(dialer_t *self)
+{
+    int added = numbers_add(self->numbers, self->campaign.account_id, (const char(*)[PHONE_E164_SIZE])self->unsaved.numbers,
+                            self->unsaved.count);
+    if (added < 0) {
+        s_reconnect(self);
+        return;
+    }
+    log_info("phone_numbers_url page %d: %zu numbers (%d new, %zu invalid)", self->unsaved.page, self->unsaved.count, added,
+             self->unsaved.invalid);
+    feed_page_free(&self->unsaved);
+}
+
+static void s_feed_page(dialer_t *self)
+{
+    feed_page_t page;
+    if (feed_receive(self->feed, &page) != 0)
+        return;
+    self->feed_asked = false;
+    if (page.result == FEED_FAILED)
+        log_warn("phone_numbers_url page %d: %s; asking again in %" PRId64 " ms", page.page, page.error, page.retry_in_ms);
+    if (page.result != FEED_NUMBERS) {
+        feed_page_free(&page);
+        return;
+    }
+    self->unsaved = page;
+    s_save_page(self);
+}
+
 static void s_turn(dialer_t *self)
 {
     timerq_run_due(self->timers, s_now(self));
     if (numbers_sync(self->numbers) < 0)
         s_reconnect(self);
     int64_t now_ms = zclock_mono();
+    if (self->unsaved.count > 0)
+        s_save_page(self);
+    else if (self->feed && !self->feed_asked && !self->paused && numbers_queued(self->numbers) * 2 < DIALER_BATCH &&
+             now_ms >= self->next_feed_ask_ms) {
+        self->next_feed_ask_ms = now_ms + DIALER_FEED_ASK_MS;
+        self->feed_asked = feed_request(self->feed) == 0;
+    }
     if (call_log_urgent(self->log) || (call_log_dirty(self->log) > 0 && now_ms >= self->next_flush_ms))
         s_flush(self);
     if (now_ms >= self->next_stats_ms) {
@@ -433,8 +501,12 @@ static void s_run(dialer_t *self)
         int heartbeat = brk_worker_tick(self->worker);
         zmq_pollitem_t items[] = {{zsock_resolve(self->pipe), 0, ZMQ_POLLIN, 0},
                                   {zsock_resolve(sock), 0, ZMQ_POLLIN, 0},
+                                  {self->feed ? zsock_resolve(feed_socket(self->feed)) : NULL, -1, ZMQ_POLLIN, 0},
                                   {NULL, PQsocket(self->conn), ZMQ_POLLIN, 0}};
-        int nitems = PQsocket(self->conn) >= 0 ? 3 : 2;
+        /* an absent feed is an item nobody signals: a socket pointer that is NULL and no fd */
+        int nitems = PQsocket(self->conn) >= 0 ? 4 : 3;
+        if (!self->feed)
+            items[2] = (zmq_pollitem_t){NULL, -1, 0, 0};
         if (zmq_poll(items, nitems, brk_worker_busy(self->worker) ? 0 : s_wait_ms(self, heartbeat)) < 0 && errno != EINTR)
             return;
         if (items[0].revents & ZMQ_POLLIN)
@@ -442,7 +514,9 @@ static void s_run(dialer_t *self)
         brk_request_t *request;
         for (int budget = 64; budget > 0 && (request = brk_worker_recv(self->worker)) != NULL; budget--)
             api_serve(self->worker, &request, s_handle, self);
-        if (nitems == 3 && (items[2].revents & ZMQ_POLLIN))
+        if (self->feed && (items[2].revents & ZMQ_POLLIN))
+            s_feed_page(self);
+        if (nitems == 4 && (items[3].revents & ZMQ_POLLIN))
             PQconsumeInput(self->conn);
         s_notifications(self);
     }
@@ -468,6 +542,8 @@ static void s_wind_down(dialer_t *self)
 
 static void s_destroy(dialer_t *self)
 {
+    feed_page_free(&self->unsaved);
+    feed_destroy(&self->feed);
     engine_destroy(&self->engine);
     sim_callers_destroy(&self->callers);
     sim_carrier_destroy(&self->sim);
@@ -519,7 +595,7 @@ static int s_setup(dialer_t *self)
     s_claim_slot(self);
     self->mono_start = s_clock_us(CLOCK_MONOTONIC);
     self->wall_start = s_clock_us(CLOCK_REALTIME);
-    if (s_start_engine(self, first_call_id) != 0) {
+    if (s_start_engine(self, first_call_id) != 0 || s_open_feed(self) != 0) {
         log_error("cannot start the campaign engine");
         return -1;
     }

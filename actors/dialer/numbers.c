@@ -239,7 +239,6 @@ int numbers_sync(numbers_t *self)
     if (fresh == 0 && self->first_cursor > 0) {
         /* Reached the end of the list: start over, so numbers skipped for their calling hours
          * are found once their window opens. */
-        self->first_cursor = 0;
         fresh = s_claim(self, true, want);
     }
     int retries = fresh >= 0 && fresh < want ? s_claim(self, false, want - fresh) : 0;
@@ -302,6 +301,46 @@ int numbers_release(numbers_t *self)
     self->count = 0;
     self->head = 0;
     return s_flush_returns(self);
+}
+
+int numbers_add(numbers_t *self, int64_t account_id, const char (*phones)[PHONE_E164_SIZE], size_t count)
+{
+    pgarray_t list, zones;
+    pgarray_init(&list);
+    pgarray_init(&zones);
+    for (size_t i = 0; i < count; i++) {
+        const char *found[8];
+        char joined[PGARRAY_TEXT_MAX];
+        size_t used = 0;
+        joined[0] = '\0';
+        int n = phone_time_zones(phones[i], found, 8);
+        for (int z = 0; z < n && used < sizeof(joined); z++)
+            used += (size_t)snprintf(joined + used, sizeof(joined) - used, "%s%s", z ? "," : "", found[z]);
+        pgarray_text(&list, phones[i]);
+        pgarray_zones(&zones, joined);
+    }
+    char account[24], campaign[24];
+    snprintf(account, sizeof(account), "%" PRId64, account_id);
+    snprintf(campaign, sizeof(campaign), "%" PRId64, self->campaign_id);
+    const char *params[] = {account, campaign, pgarray_finish(&list), pgarray_finish(&zones)};
+    int added = -1;
+    if (params[2] && params[3]) {
+        PGresult *res =
+            PQexecParams(self->conn, "SELECT numbers_add($1, $2, $3::text[], $4::text[])", 4, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK)
+            added = atoi(PQgetvalue(res, 0, 0));
+        else
+            log_warn("adding numbers: %s", PQresultErrorMessage(res));
+        PQclear(res);
+    } else
+        log_warn("adding numbers: a number or its time zones cannot be written");
+    pgarray_free(&list);
+    pgarray_free(&zones);
+    if (added > 0) {
+        /* new numbers: claim them now, not after the idle wait of an empty claim */
+        self->next_refill_ms = 0;
+    }
+    return added;
 }
 
 size_t numbers_queued(const numbers_t *self)

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "actors/dialer/engine.h"
+#include "phone/phone.h"
 
 #define NUMBERS_BATCH_MAX 10000
 
@@ -57,6 +58,13 @@ int numbers_release(numbers_t *self);
  * dial is always recorded before it is placed, so none was dialed under its claim. 0 or -1.
  */
 int numbers_recover(PGconn *conn, int64_t campaign_id);
+
+/**
+ * Adds numbers to the campaign (a page of a call's feed): already E.164, given their time zones
+ * here, de-duplicated against the campaign and marked when blocked, by the database's
+ * numbers_add. The next sync claims them. Returns how many were new, or -1.
+ */
+int numbers_add(numbers_t *self, int64_t account_id, const char (*phones)[PHONE_E164_SIZE], size_t count);
 
 /** Numbers waiting in memory. */
 size_t numbers_queued(const numbers_t *self);

@@ -56,16 +56,29 @@ void pgarray_bool(pgarray_t *self, bool value)
     s_append(self, value ? "t" : "f", 1);
 }
 
-void pgarray_text(pgarray_t *self, const char *value)
+static void s_quoted(pgarray_t *self, const char *value, size_t n, size_t max, const char *allowed)
 {
-    size_t n = strlen(value);
-    if (n == 0 || n > 64 || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+_-") != n) {
+    char quoted[PGARRAY_TEXT_MAX + 3];
+    if (n > max || strspn(value, allowed) != n) {
         self->failed = true;
         return;
     }
-    char quoted[68];
     snprintf(quoted, sizeof(quoted), "\"%s\"", value);
     s_append(self, quoted, n + 2);
+}
+
+void pgarray_text(pgarray_t *self, const char *value)
+{
+    size_t n = strlen(value);
+    if (n == 0)
+        self->failed = true;
+    else
+        s_quoted(self, value, n, 64, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+_-");
+}
+
+void pgarray_zones(pgarray_t *self, const char *value)
+{
+    s_quoted(self, value, strlen(value), PGARRAY_TEXT_MAX, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+_-/,");
 }
 
 const char *pgarray_finish(pgarray_t *self)

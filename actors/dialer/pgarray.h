@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define PGARRAY_TEXT_MAX 512
+
 typedef struct {
     char *data;
     size_t len, capacity;
@@ -27,6 +29,8 @@ void pgarray_int(pgarray_t *self, int64_t value);
 void pgarray_null(pgarray_t *self);
 void pgarray_bool(pgarray_t *self, bool value);
 void pgarray_text(pgarray_t *self, const char *value);
+/* A comma-separated list of IANA zone names (possibly empty), as one element. */
+void pgarray_zones(pgarray_t *self, const char *value);
 
 /** The finished literal ("{}" when empty), or NULL when it failed. Valid until the next call. */
 const char *pgarray_finish(pgarray_t *self);

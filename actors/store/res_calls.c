@@ -252,17 +252,8 @@ static void s_create(resource_call_t *call)
         goto Rollback;
     snprintf(campaign, sizeof(campaign), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
-    /* Numbers must not slip past a blocked number added at the same moment: the account's
-     * blocked-numbers lock, shared, as the importer takes it (schemas/sql/0004). */
     const char *insert_params[] = {account, campaign, phones, zones};
-    res = resource_exec(call,
-                        "WITH locked AS (SELECT pg_advisory_xact_lock_shared(1, blocked_numbers_lock_key($1::bigint))) "
-                        "INSERT INTO numbers (account_id, campaign_id, phone, time_zones, blocked) "
-                        "SELECT $1, $2, p, CASE WHEN z = '' THEN '{}'::text[] ELSE string_to_array(z, ',') END, "
-                        "       EXISTS (SELECT 1 FROM blocked_numbers b WHERE b.account_id = $1 AND b.number = p "
-                        "               AND (b.campaign_id IS NULL OR b.campaign_id = $2)) "
-                        "FROM locked, unnest($3::text[], $4::text[]) AS t(p, z)",
-                        4, insert_params);
+    res = resource_exec(call, "SELECT numbers_add($1, $2, $3::text[], $4::text[])", 4, insert_params);
     if (res == NULL)
         goto Rollback;
     PQclear(res);

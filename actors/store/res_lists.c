@@ -73,6 +73,7 @@ static const constraint_def_t s_list_constraints[] = {
     {"lists_name_key", "name", "is already the name of another list of this account"},
     {"lists_external_id_key", "external_id", "is already the external_id of another list of this account"},
     {"lists_campaign_id_fkey", "campaign_id", "is not a campaign of this account"},
+    {"lists_campaign_id_call", "campaign_id", "runs a call (POST /v1/call); its numbers come from the call, not from lists"},
     {"lists_column_map_check", "column_map", NULL},
     {"lists_column_map_locked", "column_map", NULL},
 };
