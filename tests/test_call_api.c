@@ -120,6 +120,13 @@ static void test_a_call_starts_dialing_its_numbers(void **state)
     json_t *read = test_call(g_server, g_server->key, g_server->auth, "GET", path, NULL, NULL, 0, 200);
     assert_string_equal(json_string_value(json_object_get(read, "status")), "stopped");
     json_decref(read);
+    /* the call's campaign takes numbers from the call only: no list upload into it */
+    char list[256];
+    snprintf(list, sizeof(list), "{\"name\": \"into a call\", \"campaign_id\": %lld, \"column_map\": {\"phone\": \"phone\"}}",
+             (long long)campaign);
+    json_t *refused = s_post("/v1/lists", "application/json", list, 422);
+    s_assert_names(refused, "campaign_id");
+    json_decref(refused);
     json_decref(call);
 }
 
