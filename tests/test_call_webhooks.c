@@ -28,34 +28,10 @@
 #include <unistd.h>
 
 #include "actors/store/db.h"
-#include "tests/server.h"
+#include "tests/dialing.h"
 #include "tests/support.h"
 
 /* ---- queries ---------------------------------------------------------------------------------- */
-
-static int64_t s_count(PGconn *db, const char *sql)
-{
-    PGresult *res = PQexec(db, sql);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        print_error("%s: %s\n", sql, PQresultErrorMessage(res));
-        PQclear(res);
-        fail();
-    }
-    int64_t v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return v;
-}
-
-static void s_exec(PGconn *db, const char *sql)
-{
-    PGresult *res = PQexec(db, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-        print_error("%s: %s\n", sql, PQresultErrorMessage(res));
-        PQclear(res);
-        fail();
-    }
-    PQclear(res);
-}
 
 /* The events of an attempt as "type@occurred_at" joined by spaces, in id order. */
 static void s_events_of(PGconn *db, int64_t attempt, char *out, size_t size)
@@ -83,19 +59,19 @@ static void test_the_trigger_writes_one_event_per_transition(void **state)
     assert_true(db_migrate(db, err, sizeof(err)) >= 1);
     PGconn *listener = db_connect(url, err, sizeof(err));
     assert_non_null(listener);
-    s_exec(listener, "LISTEN call_events");
+    test_db_exec(listener, "LISTEN call_events");
     int64_t account;
     assert_int_equal(db_account_create(db, "Webhooks", &account, err, sizeof(err)), 0);
     snprintf(sql, sizeof(sql),
              "INSERT INTO campaigns (id, account_id, name, origin) OVERRIDING SYSTEM VALUE VALUES (501, %" PRId64
              ", 'a call', 'call'), (502, %" PRId64 ", 'admin', 'admin')",
              account, account);
-    s_exec(db, sql);
+    test_db_exec(db, sql);
     snprintf(sql, sizeof(sql),
              "INSERT INTO calls (id, account_id, campaign_id, call_state_url, numbers_given) OVERRIDING SYSTEM VALUE "
              "VALUES (77, %" PRId64 ", 501, 'http://127.0.0.1:9/state', 3)",
              account);
-    s_exec(db, sql);
+    test_db_exec(db, sql);
 #define ATTEMPT(id, campaign, dialed, answered, bridged, ended, outcome)                                                           \
     "(" #id ", " #campaign ", " dialed ", " answered ", " bridged ", " ended ", " outcome ")"
     const char *insert_head =
@@ -115,16 +91,16 @@ static void test_the_trigger_writes_one_event_per_transition(void **state)
              ATTEMPT(1, 501, "'2026-01-01 10:00:00Z'", "NULL", "NULL", "NULL", "NULL"),
              ATTEMPT(2, 501, "'2026-01-01 10:00:01Z'", "'2026-01-01 10:00:05Z'", "NULL", "'2026-01-01 10:00:09Z'", "'machine'"),
              ATTEMPT(3, 502, "'2026-01-01 10:00:02Z'", "NULL", "NULL", "NULL", "NULL"), upsert_tail);
-    s_exec(db, sql);
+    test_db_exec(db, sql);
     /* the next batch: answer, bridge and end of attempt 1 in one row, as the group commit does */
     snprintf(sql, sizeof(sql), "%s%s, %s%s", insert_head,
              ATTEMPT(1, 501, "'2026-01-01 10:00:00Z'", "'2026-01-01 10:00:03Z'", "'2026-01-01 10:00:04Z'", "'2026-01-01 10:00:20Z'",
                      "'talked'"),
              ATTEMPT(3, 502, "'2026-01-01 10:00:02Z'", "'2026-01-01 10:00:04Z'", "NULL", "'2026-01-01 10:00:06Z'", "'abandoned'"),
              upsert_tail);
-    s_exec(db, sql);
+    test_db_exec(db, sql);
     /* a write without a transition (the caller changes, say) makes no event */
-    s_exec(db, "UPDATE call_attempts SET caller_id = 10 WHERE call_id IN (1, 2)");
+    test_db_exec(db, "UPDATE call_attempts SET caller_id = 10 WHERE call_id IN (1, 2)");
 
     char events[512];
     s_events_of(db, 1, events, sizeof(events));
@@ -134,8 +110,8 @@ static void test_the_trigger_writes_one_event_per_transition(void **state)
     s_events_of(db, 3, events, sizeof(events));
     assert_string_equal(events, "");
     /* within an attempt, ids follow the states; the rows say which call they belong to */
-    assert_int_equal(s_count(db, "SELECT count(*) FROM call_events WHERE call_id = 77 AND campaign_id = 501 AND account_id = "
-                                 "(SELECT min(id) FROM accounts) AND attempts = 0 AND delivered_at IS NULL"),
+    assert_int_equal(test_db_count(db, "SELECT count(*) FROM call_events WHERE call_id = 77 AND campaign_id = 501 AND account_id = "
+                                       "(SELECT min(id) FROM accounts) AND attempts = 0 AND delivered_at IS NULL"),
                      7);
 
     /* each payload is the attempt as it stood at its transition */
@@ -289,68 +265,19 @@ static void s_receiver_stop(receiver_t **r_p)
 #define FAIL_FIRST 3
 #define NUMBERS    4
 
-static test_server_t *g_server;
-static PGconn *g_db;
-static char *g_dir;
+static test_dialing_t g;
 
 static int s_setup(void **state)
 {
-    g_dir = support_tmpdir("impact-call-webhooks");
-    char scenario[512];
-    snprintf(scenario, sizeof(scenario), "%s/fast.scn", g_dir);
-    FILE *f = fopen(scenario, "w");
-    assert_non_null(f);
-    fprintf(f, "agents = 3\ntalk_mean = 5\nwrap_mean = 1\nring_h_mean = 3\nring_m_mean = 5\nring_timeout = 8\n");
-    fclose(f);
-    setenv("IMPACT_SCENARIO", scenario, 1);
-    setenv("IMPACT_SIM_SPEED", "20", 1);
-    setenv("IMPACT_ALLOW_PRIVATE_URLS", "1", 1); /* the receiver runs on this machine */
-    setenv("IMPACT_RATE_LIMIT", "0", 1);
-    g_server = test_server_new(false);
-    test_server_start(g_server);
-    g_db = PQconnectdb(g_server->db);
-    assert_int_equal(PQstatus(g_db), CONNECTION_OK);
+    /* the receiver runs on this machine */
+    test_dialing_start(&g, "agents = 3\ntalk_mean = 5\nwrap_mean = 1\nring_h_mean = 3\nring_m_mean = 5\nring_timeout = 8\n", true);
     return 0;
 }
 
 static int s_teardown(void **state)
 {
-    PQfinish(g_db);
-    test_server_destroy(&g_server);
-    support_rmtree(&g_dir);
-    unsetenv("IMPACT_SCENARIO");
-    unsetenv("IMPACT_SIM_SPEED");
-    unsetenv("IMPACT_ALLOW_PRIVATE_URLS");
+    test_dialing_stop(&g);
     return 0;
-}
-
-static void s_wait_count(const char *sql, int64_t want, int seconds)
-{
-    int64_t got = 0;
-    for (int i = 0; i < seconds * 10; i++) {
-        if ((got = s_count(g_db, sql)) == want)
-            return;
-        usleep(100000);
-    }
-    test_server_dump_log(g_server);
-    fail_msg("%s gave %" PRId64 " after %d s, wanted %" PRId64, sql, got, seconds, want);
-}
-
-/* Calling hours are judged in each number's zone on the real clock: give the numbers the
- * fixed-offset zone where it is now about two in the afternoon. */
-static void s_move_into_calling_hours(int64_t campaign)
-{
-    time_t now = time(NULL);
-    struct tm utc;
-    gmtime_r(&now, &utc);
-    int offset = 14 - utc.tm_hour;
-    char zone[32], sql[256];
-    if (offset == 0)
-        snprintf(zone, sizeof(zone), "Etc/GMT");
-    else
-        snprintf(zone, sizeof(zone), "Etc/GMT%+d", -offset); /* POSIX sign: Etc/GMT-3 is UTC+3 */
-    snprintf(sql, sizeof(sql), "UPDATE numbers SET time_zones = ARRAY['%s'] WHERE campaign_id = %" PRId64, zone, campaign);
-    s_exec(g_db, sql);
 }
 
 /* The types an attempt's row says it went through, in state order. */
@@ -362,7 +289,7 @@ static void s_expected_types(int64_t attempt, char *out, size_t size)
              "CASE WHEN bridged_at IS NOT NULL THEN 'call.bridged' END, CASE WHEN ended_at IS NOT NULL THEN 'call.ended' END) "
              "FROM call_attempts WHERE call_id = %" PRId64,
              attempt);
-    PGresult *res = PQexec(g_db, sql);
+    PGresult *res = PQexec(g.db, sql);
     assert_int_equal(PQntuples(res), 1);
     snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
@@ -374,7 +301,7 @@ static void test_every_call_event_reaches_the_call_state_url(void **state)
     char body[1024], sql[512];
 
     /* an admin campaign's attempts are nobody's call states */
-    json_t *admin = test_call(g_server, g_server->key, g_server->auth, "POST", "/v1/campaigns", "application/json",
+    json_t *admin = test_call(g.server, g.server->key, g.server->auth, "POST", "/v1/campaigns", "application/json",
                               "{\"name\": \"Admin\", \"dialer_type\": \"Power\", \"from\": \"2125550142\"}", 0, 201);
     int64_t admin_campaign = json_integer_value(json_object_get(admin, "id"));
     json_decref(admin);
@@ -383,36 +310,36 @@ static void test_every_call_event_reaches_the_call_state_url(void **state)
              "outcome) SELECT 900000000001, account_id, id, 1, '+12025550199', '+12125550142', now(), now(), 'busy' "
              "FROM campaigns WHERE id = %" PRId64,
              admin_campaign);
-    s_exec(g_db, sql);
+    test_db_exec(g.db, sql);
 
     snprintf(body, sizeof(body),
              "{\"dialer_type\": \"Power\", \"from\": \"2125550142\", \"call_state_url\": \"http://127.0.0.1:%d/state?c=1\","
              " \"phone_number\": [\"202-555-0120\", \"202-555-0121\", \"202-555-0122\", \"202-555-0123\"]}",
              hook->port);
-    json_t *call = test_call(g_server, g_server->key, g_server->auth, "POST", "/v1/call", "application/json", body, 0, 201);
+    json_t *call = test_call(g.server, g.server->key, g.server->auth, "POST", "/v1/call", "application/json", body, 0, 201);
     int64_t id = json_integer_value(json_object_get(call, "id"));
     int64_t campaign = json_integer_value(json_object_get(call, "campaign_id"));
     json_decref(call);
-    s_move_into_calling_hours(campaign);
+    test_move_into_calling_hours(g.db, campaign);
 
     /* every number dialed and every attempt ended; then the call is stopped so no more start */
     snprintf(sql, sizeof(sql), "SELECT count(DISTINCT number_id) FROM call_attempts WHERE campaign_id = %" PRId64, campaign);
-    s_wait_count(sql, NUMBERS, 120);
+    test_db_wait_equal(&g, sql, NUMBERS, 120);
     char path[96];
     snprintf(path, sizeof(path), "/v1/calls/%" PRId64 "/stop", id);
-    json_decref(test_call(g_server, g_server->key, g_server->auth, "POST", path, NULL, NULL, 0, 200));
+    json_decref(test_call(g.server, g.server->key, g.server->auth, "POST", path, NULL, NULL, 0, 200));
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_attempts WHERE campaign_id = %" PRId64 " AND ended_at IS NULL", campaign);
-    s_wait_count(sql, 0, 120);
+    test_db_wait_equal(&g, sql, 0, 120);
     /* every event delivered, none failed */
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_events WHERE call_id = %" PRId64 " AND delivered_at IS NULL", id);
-    s_wait_count(sql, 0, 120);
+    test_db_wait_equal(&g, sql, 0, 120);
 
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_events WHERE campaign_id = %" PRId64, admin_campaign);
-    assert_int_equal(s_count(g_db, sql), 0);
+    assert_int_equal(test_db_count(g.db, sql), 0);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_events WHERE call_id = %" PRId64, id);
-    int64_t n_events = s_count(g_db, sql);
+    int64_t n_events = test_db_count(g.db, sql);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_attempts WHERE campaign_id = %" PRId64, campaign);
-    int64_t n_attempts = s_count(g_db, sql);
+    int64_t n_attempts = test_db_count(g.db, sql);
     assert_true(n_attempts >= NUMBERS && n_events >= 2 * n_attempts);
 
     /* the receiver's view: ids as headers and in bodies, first receipts in id order (a call's next
@@ -481,10 +408,10 @@ static void test_every_call_event_reaches_the_call_state_url(void **state)
              "SELECT count(*) FROM call_event_deliveries d JOIN call_events e ON e.id = d.event_id WHERE e.call_id = %" PRId64
              " AND d.http_status = 500 AND d.error = 'HTTP 500'",
              id);
-    assert_int_equal(s_count(g_db, sql), FAIL_FIRST);
+    assert_int_equal(test_db_count(g.db, sql), FAIL_FIRST);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM call_event_deliveries d JOIN call_events e ON e.id = d.event_id WHERE e.call_id = %" PRId64, id);
-    assert_int_equal(s_count(g_db, sql), n_got);
+    assert_int_equal(test_db_count(g.db, sql), n_got);
     s_receiver_stop(&hook);
 }
 
@@ -494,28 +421,31 @@ static void test_a_day_old_event_fails_and_is_kept(void **state)
 {
     char sql[1024];
     /* a call reporting to a port nothing listens on, with events written as the trigger would */
-    s_exec(g_db, "INSERT INTO campaigns (account_id, name, origin) SELECT min(id), 'Unreachable', 'call' FROM accounts");
-    s_exec(g_db, "INSERT INTO calls (account_id, campaign_id, call_state_url, numbers_given) SELECT account_id, id, "
-                 "'http://127.0.0.1:9/state', 1 FROM campaigns WHERE name = 'Unreachable'");
+    test_db_exec(g.db, "INSERT INTO campaigns (account_id, name, origin) SELECT min(id), 'Unreachable', 'call' FROM accounts");
+    test_db_exec(g.db, "INSERT INTO calls (account_id, campaign_id, call_state_url, numbers_given) SELECT account_id, id, "
+                       "'http://127.0.0.1:9/state', 1 FROM campaigns WHERE name = 'Unreachable'");
     const char *event = "INSERT INTO call_events (account_id, call_id, campaign_id, attempt_id, type, payload, occurred_at, "
                         "created_at) SELECT account_id, id, campaign_id, 800000000001, '%s', '{}', now() - interval '%s', "
                         "now() - interval '%s' FROM calls WHERE call_state_url = 'http://127.0.0.1:9/state'";
     snprintf(sql, sizeof(sql), event, "call.dialing", "25 hours", "25 hours");
-    s_exec(g_db, sql);
+    test_db_exec(g.db, sql);
     snprintf(sql, sizeof(sql), event, "call.ended", "1 second", "1 second");
-    s_exec(g_db, sql);
-    s_exec(g_db, "NOTIFY call_events");
+    test_db_exec(g.db, sql);
+    test_db_exec(g.db, "NOTIFY call_events");
 
-    s_wait_count("SELECT count(*) FROM call_events WHERE attempt_id = 800000000001 AND type = 'call.dialing' AND failed_at IS "
-                 "NOT NULL AND delivered_at IS NULL AND attempts = 1 AND last_error IS NOT NULL",
-                 1, 30);
+    test_db_wait_equal(
+        &g,
+        "SELECT count(*) FROM call_events WHERE attempt_id = 800000000001 AND type = 'call.dialing' AND failed_at IS "
+        "NOT NULL AND delivered_at IS NULL AND attempts = 1 AND last_error IS NOT NULL",
+        1, 30);
     /* the next one is tried, and only scheduled again: it is not a day old */
-    s_wait_count("SELECT count(*) FROM call_events WHERE attempt_id = 800000000001 AND type = 'call.ended' AND attempts >= 1 "
-                 "AND failed_at IS NULL AND delivered_at IS NULL",
-                 1, 30);
-    assert_int_equal(s_count(g_db, "SELECT count(*) FROM call_event_deliveries d JOIN call_events e ON e.id = d.event_id "
-                                   "WHERE e.attempt_id = 800000000001 AND e.type = 'call.dialing' AND d.http_status IS NULL "
-                                   "AND d.error IS NOT NULL"),
+    test_db_wait_equal(&g,
+                       "SELECT count(*) FROM call_events WHERE attempt_id = 800000000001 AND type = 'call.ended' AND attempts >= 1 "
+                       "AND failed_at IS NULL AND delivered_at IS NULL",
+                       1, 30);
+    assert_int_equal(test_db_count(g.db, "SELECT count(*) FROM call_event_deliveries d JOIN call_events e ON e.id = d.event_id "
+                                         "WHERE e.attempt_id = 800000000001 AND e.type = 'call.dialing' AND d.http_status IS NULL "
+                                         "AND d.error IS NOT NULL"),
                      1);
 }
 

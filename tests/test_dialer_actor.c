@@ -24,73 +24,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tests/server.h"
+#include "tests/dialing.h"
 #include "tests/support.h"
 
 #define LIST_SIZE 400
 #define BLOCKED   5
 
-static test_server_t *g_server;
-static PGconn *g_db;
-static char *g_dir;
+static test_dialing_t g;
 
 static json_t *s_call(const char *method, const char *path, const char *content_type, const char *body, size_t len, long want)
 {
-    return test_call(g_server, g_server->key, g_server->auth, method, path, content_type, body, len, want);
+    return test_call(g.server, g.server->key, g.server->auth, method, path, content_type, body, len, want);
 }
 
 /* One integer from the test database. */
-static int64_t s_count(const char *sql)
-{
-    PGresult *res = PQexec(g_db, sql);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        print_error("%s: %s\n", sql, PQresultErrorMessage(res));
-        PQclear(res);
-        fail();
-    }
-    int64_t v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return v;
-}
-
-static void s_exec(const char *sql)
-{
-    PGresult *res = PQexec(g_db, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        print_error("%s: %s\n", sql, PQresultErrorMessage(res));
-        PQclear(res);
-        fail();
-    }
-    PQclear(res);
-}
-
-/* Polls `sql` until it yields at least `want`; the bound only turns a hang into a failure. */
-static int64_t s_wait_count(const char *sql, int64_t want, int seconds)
-{
-    int64_t got = 0;
-    for (int i = 0; i < seconds * 10; i++) {
-        if ((got = s_count(sql)) >= want)
-            return got;
-        usleep(100000);
-    }
-    test_server_dump_log(g_server);
-    fail_msg("%s gave %" PRId64 " after %d s, wanted %" PRId64, sql, got, seconds, want);
-    return got;
-}
-
-/* Polls `sql` until it yields 0. */
-static void s_wait_zero(const char *sql, int seconds)
-{
-    int64_t got = 0;
-    for (int i = 0; i < seconds * 10; i++) {
-        if ((got = s_count(sql)) == 0)
-            return;
-        usleep(100000);
-    }
-    test_server_dump_log(g_server);
-    fail_msg("%s still gave %" PRId64 " after %d s", sql, got, seconds);
-}
-
 /* The dialer's entry in /v1/health: its pid and restarts, or pid 0 when there is none. */
 static void s_dialer_process(int64_t campaign, int *pid, int *restarts, char *state, size_t state_size)
 {
@@ -101,7 +48,7 @@ static void s_dialer_process(int64_t campaign, int *pid, int *restarts, char *st
     *pid = 0;
     *restarts = 0;
     state[0] = '\0';
-    if (test_http(g_server, &req, &reply) != CURLE_OK)
+    if (test_http(g.server, &req, &reply) != CURLE_OK)
         return;
     json_t *doc = test_reply_json(&reply);
     test_reply_free(&reply);
@@ -130,7 +77,7 @@ static int s_wait_dialer(int64_t campaign, int not_pid)
             return pid;
         usleep(100000);
     }
-    test_server_dump_log(g_server);
+    test_server_dump_log(g.server);
     fail_msg("no dialer for campaign %" PRId64 " came up", campaign);
     return 0;
 }
@@ -166,25 +113,7 @@ static void s_import(int64_t campaign)
     json_decref(s_call("POST", path, NULL, NULL, 0, 202));
     char sql[160];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM numbers WHERE campaign_id = %" PRId64, campaign);
-    s_wait_count(sql, LIST_SIZE, 120);
-}
-
-/* Calling hours are judged in each number's zone on the real clock, so the imported New York
- * numbers would be out of hours half the day: give them the fixed-offset zone where it is now
- * about two in the afternoon. */
-static void s_move_into_calling_hours(int64_t campaign)
-{
-    time_t now = time(NULL);
-    struct tm utc;
-    gmtime_r(&now, &utc);
-    int offset = 14 - utc.tm_hour; /* hours east of UTC, -9 .. +14 */
-    char zone[32], sql[256];
-    if (offset == 0)
-        snprintf(zone, sizeof(zone), "Etc/GMT");
-    else
-        snprintf(zone, sizeof(zone), "Etc/GMT%+d", -offset); /* POSIX sign: Etc/GMT-3 is UTC+3 */
-    snprintf(sql, sizeof(sql), "UPDATE numbers SET time_zones = ARRAY['%s'] WHERE campaign_id = %" PRId64, zone, campaign);
-    s_exec(sql);
+    test_db_wait_at_least(&g, sql, LIST_SIZE, 120);
 }
 
 /* The invariants that must hold whatever happened to the dialer. */
@@ -196,19 +125,19 @@ static void s_check_attempts(int64_t campaign)
              "SELECT count(*) FROM call_attempts a JOIN call_attempts b ON a.number_id = b.number_id AND a.call_id <> b.call_id "
              "AND b.dialed_at >= a.dialed_at AND b.dialed_at < a.dialed_at + interval '1 hour' WHERE a.campaign_id = %" PRId64,
              campaign);
-    assert_int_equal(s_count(sql), 0);
+    assert_int_equal(test_db_count(g.db, sql), 0);
     /* every dial was claimed: a number's attempt count covers its attempts */
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM numbers n WHERE n.campaign_id = %" PRId64
              " AND n.attempts < (SELECT count(*) FROM call_attempts a WHERE a.number_id = n.id)",
              campaign);
-    assert_int_equal(s_count(sql), 0);
+    assert_int_equal(test_db_count(g.db, sql), 0);
     /* blocked numbers were never dialed */
     snprintf(
         sql, sizeof(sql),
         "SELECT count(*) FROM call_attempts a JOIN numbers n ON n.id = a.number_id WHERE n.blocked AND a.campaign_id = %" PRId64,
         campaign);
-    assert_int_equal(s_count(sql), 0);
+    assert_int_equal(test_db_count(g.db, sql), 0);
 }
 
 /* GET /v1/campaigns/{id}/stats: from shared memory, for the campaign's own account only. */
@@ -236,10 +165,10 @@ static void s_check_stats(int64_t campaign)
     json_decref(stats);
 
     /* no key: the store's 401; a wrong secret: 401; another account's key: as if not running */
-    json_decref(test_call(g_server, NULL, NULL, "GET", path, NULL, NULL, 0, 401));
-    json_decref(test_call(g_server, g_server->key, "ia_wrong", "GET", path, NULL, NULL, 0, 401));
+    json_decref(test_call(g.server, NULL, NULL, "GET", path, NULL, NULL, 0, 401));
+    json_decref(test_call(g.server, g.server->key, "ia_wrong", "GET", path, NULL, NULL, 0, 401));
     const char *args[] = {"accounts", "create", "Other", NULL};
-    char *out = test_server_cli(g_server, args);
+    char *out = test_server_cli(g.server, args);
     assert_non_null(out);
     char key[128] = "", auth[128] = "";
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
@@ -249,39 +178,24 @@ static void s_check_stats(int64_t campaign)
             snprintf(auth, sizeof(auth), "%s", line + 16);
     }
     free(out);
-    json_t *problem = test_call(g_server, key, auth, "GET", path, NULL, NULL, 0, 404);
+    json_t *problem = test_call(g.server, key, auth, "GET", path, NULL, NULL, 0, 404);
     assert_string_equal(json_string_value(json_object_get(problem, "type")), "/problems/no-live-stats");
     json_decref(problem);
-    json_decref(test_call(g_server, g_server->key, g_server->auth, "POST", path, NULL, NULL, 0, 405));
-    json_decref(test_call(g_server, g_server->key, g_server->auth, "GET", "/v1/campaigns/999999/stats", NULL, NULL, 0, 404));
+    json_decref(test_call(g.server, g.server->key, g.server->auth, "POST", path, NULL, NULL, 0, 405));
+    json_decref(test_call(g.server, g.server->key, g.server->auth, "GET", "/v1/campaigns/999999/stats", NULL, NULL, 0, 404));
 }
 
 static int s_setup(void **state)
 {
-    g_dir = support_tmpdir("impact-dialer");
-    char scenario[512];
-    snprintf(scenario, sizeof(scenario), "%s/fast.scn", g_dir);
-    FILE *f = fopen(scenario, "w");
-    assert_non_null(f);
     /* short calls and wrap-ups, so many attempts fit in a few seconds at 20x */
-    fprintf(f, "agents = 5\ntalk_mean = 10\nwrap_mean = 2\nring_h_mean = 5\nring_m_mean = 8\nring_timeout = 12\n");
-    fclose(f);
-    setenv("IMPACT_SCENARIO", scenario, 1);
-    setenv("IMPACT_SIM_SPEED", "20", 1);
-    g_server = test_server_new(false);
-    test_server_start(g_server);
-    g_db = PQconnectdb(g_server->db);
-    assert_int_equal(PQstatus(g_db), CONNECTION_OK);
+    test_dialing_start(&g, "agents = 5\ntalk_mean = 10\nwrap_mean = 2\nring_h_mean = 5\nring_m_mean = 8\nring_timeout = 12\n",
+                       false);
     return 0;
 }
 
 static int s_teardown(void **state)
 {
-    PQfinish(g_db);
-    test_server_destroy(&g_server);
-    support_rmtree(&g_dir);
-    unsetenv("IMPACT_SCENARIO");
-    unsetenv("IMPACT_SIM_SPEED");
+    test_dialing_stop(&g);
     return 0;
 }
 
@@ -289,13 +203,13 @@ static void test_dialer_survives_kill_9_and_restarts(void **state)
 {
     int64_t campaign = s_make_campaign("Dialer actor", "Power");
     s_import(campaign);
-    s_move_into_calling_hours(campaign);
+    test_move_into_calling_hours(g.db, campaign);
     char sql[512];
     snprintf(sql, sizeof(sql),
              "INSERT INTO blocked_numbers (account_id, number, campaign_id) SELECT account_id, phone, campaign_id FROM numbers "
              "WHERE campaign_id = %" PRId64 " ORDER BY id LIMIT %d",
              campaign, BLOCKED);
-    s_exec(sql);
+    test_db_exec(g.db, sql);
 
     char path[96];
     snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/start", campaign);
@@ -303,11 +217,11 @@ static void test_dialer_survives_kill_9_and_restarts(void **state)
     int first = s_wait_dialer(campaign, 0);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_attempts WHERE campaign_id = %" PRId64 " AND ended_at IS NOT NULL",
              campaign);
-    s_wait_count(sql, 20, 60);
+    test_db_wait_at_least(&g, sql, 20, 60);
 
     /* kill -9 mid-campaign: calls are in flight (5 callers, Power) */
     assert_int_equal(kill(first, SIGKILL), 0);
-    int64_t attempts_at_kill = s_count("SELECT count(*) FROM call_attempts");
+    int64_t attempts_at_kill = test_db_count(g.db, "SELECT count(*) FROM call_attempts");
     int second = s_wait_dialer(campaign, first);
     int pid, restarts;
     char state_name[32];
@@ -319,23 +233,23 @@ static void test_dialer_survives_kill_9_and_restarts(void **state)
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM call_attempts WHERE campaign_id = %" PRId64 " AND ended_at IS NULL AND call_id <= 1000000000",
              campaign);
-    s_wait_zero(sql, 60); /* the successor ends them before it dials */
-    s_wait_count("SELECT count(*) FROM call_attempts", attempts_at_kill + 20, 60);
+    test_db_wait_equal(&g, sql, 0, 60); /* the successor ends them before it dials */
+    test_db_wait_at_least(&g, "SELECT count(*) FROM call_attempts", attempts_at_kill + 20, 60);
     snprintf(sql, sizeof(sql), "SELECT count(DISTINCT (call_id - 1) / 1000000000) FROM call_attempts WHERE campaign_id = %" PRId64,
              campaign);
-    assert_int_equal(s_count(sql), 2); /* two dialers, two blocks of call ids */
+    assert_int_equal(test_db_count(g.db, sql), 2); /* two dialers, two blocks of call ids */
     s_check_attempts(campaign);
 
     /* impactd itself restarts: the running campaign gets its dialer back at startup */
-    assert_int_equal(test_server_stop(g_server), 0);
+    assert_int_equal(test_server_stop(g.server), 0);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_attempts WHERE campaign_id = %" PRId64 " AND ended_at IS NULL", campaign);
-    assert_int_equal(s_count(sql), 0); /* a clean stop ends its calls (canceled) */
+    assert_int_equal(test_db_count(g.db, sql), 0); /* a clean stop ends its calls (canceled) */
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM numbers WHERE campaign_id = %" PRId64 " AND status = 'dialing'", campaign);
-    assert_int_equal(s_count(sql), 0); /* and gives its claimed numbers back */
-    int64_t attempts_at_stop = s_count("SELECT count(*) FROM call_attempts");
-    test_server_start(g_server);
+    assert_int_equal(test_db_count(g.db, sql), 0); /* and gives its claimed numbers back */
+    int64_t attempts_at_stop = test_db_count(g.db, "SELECT count(*) FROM call_attempts");
+    test_server_start(g.server);
     s_wait_dialer(campaign, 0);
-    s_wait_count("SELECT count(*) FROM call_attempts", attempts_at_stop + 10, 60);
+    test_db_wait_at_least(&g, "SELECT count(*) FROM call_attempts", attempts_at_stop + 10, 60);
     s_check_attempts(campaign);
 
     s_check_stats(campaign);
@@ -351,9 +265,9 @@ static void test_dialer_survives_kill_9_and_restarts(void **state)
     }
     assert_int_equal(pid, 0);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_attempts WHERE campaign_id = %" PRId64 " AND ended_at IS NULL", campaign);
-    assert_int_equal(s_count(sql), 0);
+    assert_int_equal(test_db_count(g.db, sql), 0);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM numbers WHERE campaign_id = %" PRId64 " AND status = 'dialing'", campaign);
-    assert_int_equal(s_count(sql), 0);
+    assert_int_equal(test_db_count(g.db, sql), 0);
     s_check_attempts(campaign);
 }
 
@@ -379,14 +293,14 @@ static void test_preview_campaign_pauses_resumes_and_stops_clean(void **state)
 {
     int64_t campaign = s_make_campaign("Preview actor", "Preview");
     s_import(campaign);
-    s_move_into_calling_hours(campaign);
+    test_move_into_calling_hours(g.db, campaign);
     char path[96], sql[256];
     snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/start", campaign);
     json_decref(s_call("POST", path, NULL, NULL, 0, 200));
     s_wait_dialer(campaign, 0);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_attempts WHERE campaign_id = %" PRId64 " AND ended_at IS NOT NULL",
              campaign);
-    s_wait_count(sql, 10, 60);
+    test_db_wait_at_least(&g, sql, 10, 60);
 
     snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/pause", campaign);
     json_decref(s_call("POST", path, NULL, NULL, 0, 200));
@@ -394,8 +308,8 @@ static void test_preview_campaign_pauses_resumes_and_stops_clean(void **state)
     snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/start", campaign);
     json_decref(s_call("POST", path, NULL, NULL, 0, 200));
     s_wait_stats_status(campaign, "running");
-    int64_t before = s_count(sql);
-    s_wait_count(sql, before + 5, 60);
+    int64_t before = test_db_count(g.db, sql);
+    test_db_wait_at_least(&g, sql, before + 5, 60);
 
     snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/stop", campaign);
     json_decref(s_call("POST", path, NULL, NULL, 0, 200));
@@ -408,9 +322,9 @@ static void test_preview_campaign_pauses_resumes_and_stops_clean(void **state)
     }
     assert_int_equal(pid, 0);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM numbers WHERE campaign_id = %" PRId64 " AND status = 'dialing'", campaign);
-    assert_int_equal(s_count(sql), 0);
+    assert_int_equal(test_db_count(g.db, sql), 0);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_attempts WHERE campaign_id = %" PRId64 " AND ended_at IS NULL", campaign);
-    assert_int_equal(s_count(sql), 0);
+    assert_int_equal(test_db_count(g.db, sql), 0);
     s_check_attempts(campaign);
 }
 

@@ -1,0 +1,107 @@
+#include "tests/dialing.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/support.h"
+
+void test_dialing_start(test_dialing_t *t, const char *scenario, bool allow_private)
+{
+    t->dir = support_tmpdir("impact-dialing");
+    char path[512];
+    snprintf(path, sizeof(path), "%s/fast.scn", t->dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(scenario, f);
+    fclose(f);
+    setenv("IMPACT_SCENARIO", path, 1);
+    setenv("IMPACT_SIM_SPEED", "20", 1);
+    setenv("IMPACT_RATE_LIMIT", "0", 1);
+    if (allow_private)
+        setenv("IMPACT_ALLOW_PRIVATE_URLS", "1", 1);
+    t->server = test_server_new(false);
+    test_server_start(t->server);
+    t->db = PQconnectdb(t->server->db);
+    assert_int_equal(PQstatus(t->db), CONNECTION_OK);
+}
+
+void test_dialing_stop(test_dialing_t *t)
+{
+    PQfinish(t->db);
+    t->db = NULL;
+    test_server_destroy(&t->server);
+    support_rmtree(&t->dir);
+    unsetenv("IMPACT_SCENARIO");
+    unsetenv("IMPACT_SIM_SPEED");
+    unsetenv("IMPACT_ALLOW_PRIVATE_URLS");
+}
+
+int64_t test_db_count(PGconn *db, const char *sql)
+{
+    PGresult *res = PQexec(db, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        print_error("%s: %s\n", sql, PQresultErrorMessage(res));
+        PQclear(res);
+        fail();
+    }
+    int64_t v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return v;
+}
+
+void test_db_exec(PGconn *db, const char *sql)
+{
+    PGresult *res = PQexec(db, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+        print_error("%s: %s\n", sql, PQresultErrorMessage(res));
+        PQclear(res);
+        fail();
+    }
+    PQclear(res);
+}
+
+static int64_t s_wait(test_dialing_t *t, const char *sql, int64_t want, bool exact, int seconds)
+{
+    int64_t got = 0;
+    for (int i = 0; i < seconds * 10; i++) {
+        got = test_db_count(t->db, sql);
+        if (exact ? got == want : got >= want)
+            return got;
+        usleep(100000);
+    }
+    test_server_dump_log(t->server);
+    fail_msg("%s gave %" PRId64 " after %d s, wanted %s%" PRId64, sql, got, seconds, exact ? "" : "at least ", want);
+    return got;
+}
+
+int64_t test_db_wait_at_least(test_dialing_t *t, const char *sql, int64_t want, int seconds)
+{
+    return s_wait(t, sql, want, false, seconds);
+}
+
+void test_db_wait_equal(test_dialing_t *t, const char *sql, int64_t want, int seconds)
+{
+    s_wait(t, sql, want, true, seconds);
+}
+
+void test_move_into_calling_hours(PGconn *db, int64_t campaign)
+{
+    time_t now = time(NULL);
+    struct tm utc;
+    gmtime_r(&now, &utc);
+    int offset = 14 - utc.tm_hour; /* hours east of UTC, -9 .. +14 */
+    char zone[32], sql[256];
+    if (offset == 0)
+        snprintf(zone, sizeof(zone), "Etc/GMT");
+    else
+        snprintf(zone, sizeof(zone), "Etc/GMT%+d", -offset); /* POSIX sign: Etc/GMT-3 is UTC+3 */
+    snprintf(sql, sizeof(sql), "UPDATE numbers SET time_zones = ARRAY['%s'] WHERE campaign_id = %" PRId64, zone, campaign);
+    test_db_exec(db, sql);
+}
