@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 bool netguard_is_private(const struct sockaddr *sa)
 {
@@ -79,4 +80,18 @@ int netguard_check_url(const char *url, char *why, size_t size)
         }
     freeaddrinfo(found);
     return verdict;
+}
+
+static curl_socket_t s_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *address)
+{
+    const bool *allow_private = arg;
+    if (!*allow_private && netguard_is_private(&address->addr))
+        return CURL_SOCKET_BAD;
+    return socket(address->family, address->socktype, address->protocol);
+}
+
+void netguard_curl(CURL *curl, const bool *allow_private)
+{
+    curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, s_open_socket);
+    curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, (void *)allow_private);
 }

@@ -11,6 +11,7 @@
 #ifndef IMPACT_COMMON_NETGUARD_H
 #define IMPACT_COMMON_NETGUARD_H
 
+#include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -24,5 +25,11 @@ bool netguard_is_private(const struct sockaddr *address);
  * resolver's time (bounded by resolv.conf's timeout and attempts).
  */
 int netguard_check_url(const char *url, char *why, size_t size);
+
+/**
+ * Makes `curl` refuse, at connection time, any address netguard_is_private accepts, unless
+ * *allow_private is true. allow_private must outlive the transfer.
+ */
+void netguard_curl(CURL *curl, const bool *allow_private);
 
 #endif

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "common/netguard.h"
 
@@ -52,14 +51,6 @@ static size_t s_collect(char *data, size_t size, size_t n, void *arg)
     body->len += more;
     body->data[body->len] = '\0';
     return more;
-}
-
-static curl_socket_t s_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *address)
-{
-    const fetcher_t *f = arg;
-    if (!f->options.allow_private && netguard_is_private(&address->addr))
-        return CURL_SOCKET_BAD;
-    return socket(address->family, address->socktype, address->protocol);
 }
 
 /* One item of a page: a string in any notation, or digits as a JSON integer. */
@@ -126,8 +117,7 @@ static void s_get(fetcher_t *f, feed_page_t *page)
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "impactd/" IMPACT_VERSION);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_collect);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, s_open_socket);
-    curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, f);
+    netguard_curl(curl, &f->options.allow_private);
     CURLcode rc = curl_easy_perform(curl);
     long status = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "common/log.h"
 #include "common/netguard.h"
@@ -125,14 +124,6 @@ void webhooks_readable(webhooks_t *self)
     }
 }
 
-static curl_socket_t s_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *address)
-{
-    bool allow_private = *(bool *)arg;
-    if (!allow_private && netguard_is_private(&address->addr))
-        return CURL_SOCKET_BAD;
-    return socket(address->family, address->socktype, address->protocol);
-}
-
 static size_t s_discard(char *data, size_t size, size_t n, void *arg)
 {
     return size * n;
@@ -162,8 +153,7 @@ static void s_post(webhooks_t *self, const char *id, const char *url, const char
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)WEBHOOKS_TIMEOUT_MS);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_discard);
-    curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, s_open_socket);
-    curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, &self->allow_private);
+    netguard_curl(curl, &self->allow_private);
     CURLcode rc = curl_easy_perform(curl);
     if (rc == CURLE_OK)
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &attempt->status);

@@ -6,19 +6,10 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/netguard.h"
-
-static curl_socket_t s_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *address)
-{
-    bool allow_private = *(bool *)arg;
-    if (!allow_private && netguard_is_private(&address->addr))
-        return CURL_SOCKET_BAD;
-    return socket(address->family, address->socktype, address->protocol);
-}
 
 static size_t s_discard(char *data, size_t size, size_t n, void *arg)
 {
@@ -43,8 +34,7 @@ static bool s_post(const char *url, const char *body, bool allow_private, char *
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)NOTIFY_TIMEOUT_MS);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_discard);
-    curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, s_open_socket);
-    curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, &allow_private);
+    netguard_curl(curl, &allow_private);
     CURLcode rc = curl_easy_perform(curl);
     long status = 0;
     if (rc == CURLE_OK)

@@ -294,19 +294,10 @@ Done:
 /* Pause, resume and stop act on the call's campaign; each is idempotent. */
 static void s_set_status(resource_call_t *call, const char *status, const char *from_statuses)
 {
-    char account[24], id[24], sql[320];
-    snprintf(account, sizeof(account), "%" PRId64, call->account->account_id);
-    snprintf(id, sizeof(id), "%" PRId64, call->ids[0]);
-    const char *params[] = {account, id, status};
-    snprintf(sql, sizeof(sql),
-             "UPDATE campaigns c SET status = $3 FROM calls WHERE calls.account_id = $1 AND calls.id = $2 "
-             "AND c.id = calls.campaign_id AND c.status IN (%s)",
-             from_statuses);
-    PGresult *res = resource_exec(call, sql, 3, params);
-    if (res == NULL)
-        return;
-    PQclear(res);
-    resource_reply_row(call, 200);
+    resource_set_status(call,
+                        "UPDATE campaigns c SET status = $3 FROM calls WHERE calls.account_id = $1 AND calls.id = $2 "
+                        "AND c.id = calls.campaign_id AND c.status IN (%s)",
+                        status, from_statuses);
 }
 
 static void s_pause(resource_call_t *call)

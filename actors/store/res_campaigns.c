@@ -130,18 +130,10 @@ static void s_start(resource_call_t *call)
 }
 
 /* Pause and stop are idempotent: asking a stopped campaign to stop is not an error. */
-static void s_set_status(resource_call_t *call, const char *status, const char *from_sql)
+static void s_set_status(resource_call_t *call, const char *status, const char *from_statuses)
 {
-    char account[24], id[24], sql[256];
-    snprintf(account, sizeof(account), "%" PRId64, call->account->account_id);
-    snprintf(id, sizeof(id), "%" PRId64, call->ids[0]);
-    const char *params[] = {account, id, status};
-    snprintf(sql, sizeof(sql), "UPDATE campaigns SET status = $3 WHERE account_id = $1 AND id = $2 AND status IN (%s)", from_sql);
-    PGresult *res = resource_exec(call, sql, 3, params);
-    if (res == NULL)
-        return;
-    PQclear(res);
-    resource_reply_row(call, 200);
+    resource_set_status(call, "UPDATE campaigns SET status = $3 WHERE account_id = $1 AND id = $2 AND status IN (%s)", status,
+                        from_statuses);
 }
 
 static void s_pause(resource_call_t *call)

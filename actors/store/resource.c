@@ -199,6 +199,20 @@ static void s_rollback(resource_call_t *call)
     PQclear(PQexec(call->route->conn, call->route->in_transaction ? "ROLLBACK TO SAVEPOINT resource_write" : "ROLLBACK"));
 }
 
+void resource_set_status(resource_call_t *call, const char *update, const char *status, const char *from_statuses)
+{
+    char account[24], id[24], sql[512];
+    snprintf(account, sizeof(account), "%" PRId64, call->account->account_id);
+    snprintf(id, sizeof(id), "%" PRId64, call->ids[call->id_count - 1]);
+    const char *params[] = {account, id, status};
+    snprintf(sql, sizeof(sql), update, from_statuses);
+    PGresult *res = resource_exec(call, sql, 3, params);
+    if (res == NULL)
+        return;
+    PQclear(res);
+    resource_reply_row(call, 200);
+}
+
 int resource_begin(resource_call_t *call)
 {
     return s_tx(call, true);

@@ -169,6 +169,14 @@ void resource_reply_row(resource_call_t *call, int status);
 int resource_check_parents(resource_call_t *call);
 
 /**
+ * A status change (start, pause, stop...): runs `update`, an UPDATE whose $1 is the account, $2
+ * the addressed id and $3 the new status, with its single %s replaced by `from_statuses` (the
+ * quoted statuses it may change from), then answers with the row (200). Idempotent by design: a
+ * row already in the status is answered unchanged.
+ */
+void resource_set_status(resource_call_t *call, const char *update, const char *status, const char *from_statuses);
+
+/**
  * A write transaction for custom handlers, as the generic writes use: BEGIN/COMMIT, or a
  * savepoint inside a request that already runs in a transaction (Idempotency-Key). Begin and
  * commit return 0, or -1 with a 503 reply filled.
