@@ -112,7 +112,11 @@ static void test_a_call_starts_dialing_its_numbers(void **state)
         assert_string_equal(json_string_value(json_object_get(after, "status")), steps[i][1]);
         json_decref(after);
     }
-    /* a record: never edited or deleted */
+    /* a record: never edited or deleted, and it offers exactly its own actions */
+    json_t *actions = json_object_get(call, "actions");
+    assert_int_equal(json_array_size(actions), 3);
+    for (size_t i = 0; i < json_array_size(actions); i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(actions, i), "method")), "POST");
     snprintf(path, sizeof(path), "/v1/calls/%lld", (long long)id);
     json_decref(test_call(g_server, g_server->key, g_server->auth, "DELETE", path, NULL, NULL, 0, 405));
     json_decref(test_call(g_server, g_server->key, g_server->auth, "PATCH", path, "application/json", "{}", 0, 405));

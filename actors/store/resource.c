@@ -422,7 +422,7 @@ static void s_render_row(json_writer_t *w, resource_call_t *call, PGresult *res,
 
     json_writer_key(w, "actions");
     json_writer_array_begin(w);
-    if (!def->no_update && !def->read_only) {
+    if (!def->no_update && !def->read_only && !def->append_only) {
         s_action(w, req, "update", "PATCH", path);
         if (full)
             s_parameters(w, def, false);
@@ -432,7 +432,7 @@ static void s_render_row(json_writer_t *w, resource_call_t *call, PGresult *res,
         snprintf(sub, sizeof(sub), "%s/restore", path);
         s_action(w, req, "restore", "POST", sub);
         json_writer_object_end(w);
-    } else if (!def->read_only) {
+    } else if (!def->read_only && !def->append_only) {
         s_action(w, req, def->archivable ? "archive" : "delete", "DELETE", path);
         json_writer_object_end(w);
     }
