@@ -90,8 +90,21 @@ static curl_socket_t s_open_socket(void *arg, curlsocktype purpose, struct curl_
     return socket(address->family, address->socktype, address->protocol);
 }
 
-void netguard_curl(CURL *curl, const bool *allow_private)
+void netguard_curl(CURL *curl, const char *url, long timeout_ms, const bool *allow_private)
 {
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, "impactd/" IMPACT_VERSION);
     curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, s_open_socket);
     curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, (void *)allow_private);
+}
+
+const char *netguard_curl_error(CURLcode rc, bool allow_private)
+{
+    if (rc == CURLE_COULDNT_CONNECT && !allow_private)
+        return "could not connect (private addresses are refused)";
+    return curl_easy_strerror(rc);
 }

@@ -27,9 +27,14 @@ bool netguard_is_private(const struct sockaddr *address);
 int netguard_check_url(const char *url, char *why, size_t size);
 
 /**
- * Makes `curl` refuse, at connection time, any address netguard_is_private accepts, unless
- * *allow_private is true. allow_private must outlive the transfer.
+ * Prepares `curl` for a request to a customer's URL, the same way everywhere: http or https
+ * only, no redirects (a redirect could lead anywhere), `timeout_ms` for the whole transfer, no
+ * signals, our User-Agent, and, unless *allow_private, a refusal at connection time of any
+ * address netguard_is_private accepts. allow_private must outlive the transfer.
  */
-void netguard_curl(CURL *curl, const bool *allow_private);
+void netguard_curl(CURL *curl, const char *url, long timeout_ms, const bool *allow_private);
+
+/** Why a transfer prepared by netguard_curl failed, in words for logs and delivery records. */
+const char *netguard_curl_error(CURLcode rc, bool allow_private);
 
 #endif

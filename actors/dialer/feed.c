@@ -110,24 +110,17 @@ static void s_get(fetcher_t *f, feed_page_t *page)
         snprintf(page->error, sizeof(page->error), "out of memory");
         return;
     }
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)f->options.timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "impactd/" IMPACT_VERSION);
+    netguard_curl(curl, url, (long)f->options.timeout_ms, &f->options.allow_private);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_collect);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-    netguard_curl(curl, &f->options.allow_private);
     CURLcode rc = curl_easy_perform(curl);
     long status = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     page->result = FEED_FAILED;
     if (body.too_big)
         snprintf(page->error, sizeof(page->error), "the body is larger than %d bytes", FEED_BODY_MAX);
-    else if (rc == CURLE_COULDNT_CONNECT && !f->options.allow_private)
-        snprintf(page->error, sizeof(page->error), "could not connect (private addresses are refused): %s", curl_easy_strerror(rc));
     else if (rc != CURLE_OK)
-        snprintf(page->error, sizeof(page->error), "%s", curl_easy_strerror(rc));
+        snprintf(page->error, sizeof(page->error), "%s", netguard_curl_error(rc, f->options.allow_private));
     else if (status < 200 || status > 299)
         snprintf(page->error, sizeof(page->error), "HTTP status %ld", status);
     else if (s_parse(f, &body, page) != 0)

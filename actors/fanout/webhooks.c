@@ -142,25 +142,17 @@ static void s_post(webhooks_t *self, const char *id, const char *url, const char
     snprintf(id_header, sizeof(id_header), "Webhook-Id: %s", id);
     snprintf(time_header, sizeof(time_header), "Webhook-Timestamp: %" PRId64, zclock_time() / 1000);
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-    headers = curl_slist_append(headers, "User-Agent: impactd/" IMPACT_VERSION);
     headers = curl_slist_append(headers, id_header);
     headers = curl_slist_append(headers, time_header);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
+    netguard_curl(curl, url, (long)WEBHOOKS_TIMEOUT_MS, &self->allow_private);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)WEBHOOKS_TIMEOUT_MS);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_discard);
-    netguard_curl(curl, &self->allow_private);
     CURLcode rc = curl_easy_perform(curl);
     if (rc == CURLE_OK)
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &attempt->status);
-    if (rc == CURLE_COULDNT_CONNECT && !self->allow_private)
-        snprintf(attempt->error, sizeof(attempt->error), "could not connect (private addresses are refused)");
-    else if (rc != CURLE_OK)
-        snprintf(attempt->error, sizeof(attempt->error), "%s", curl_easy_strerror(rc));
+    if (rc != CURLE_OK)
+        snprintf(attempt->error, sizeof(attempt->error), "%s", netguard_curl_error(rc, self->allow_private));
     else if (attempt->status < 200 || attempt->status >= 300)
         snprintf(attempt->error, sizeof(attempt->error), "HTTP %ld", attempt->status);
     else

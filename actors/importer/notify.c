@@ -25,24 +25,16 @@ static bool s_post(const char *url, const char *body, bool allow_private, char *
         return false;
     }
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-    headers = curl_slist_append(headers, "User-Agent: impactd/" IMPACT_VERSION);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
+    netguard_curl(curl, url, (long)NOTIFY_TIMEOUT_MS, &allow_private);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)NOTIFY_TIMEOUT_MS);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_discard);
-    netguard_curl(curl, &allow_private);
     CURLcode rc = curl_easy_perform(curl);
     long status = 0;
     if (rc == CURLE_OK)
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    if (rc == CURLE_COULDNT_CONNECT && !allow_private)
-        snprintf(outcome, size, "failed: could not connect (private addresses are refused)");
-    else if (rc != CURLE_OK)
-        snprintf(outcome, size, "failed: %s", curl_easy_strerror(rc));
+    if (rc != CURLE_OK)
+        snprintf(outcome, size, "failed: %s", netguard_curl_error(rc, allow_private));
     else
         snprintf(outcome, size, "%s: HTTP %ld", status >= 200 && status < 300 ? "delivered" : "failed", status);
     curl_slist_free_all(headers);
