@@ -4,7 +4,7 @@
  *   0       header (128): magic, major, minor, header_size, the two table descriptors,
  *           created_unix_ms, creator_pid
  *   128     process table:  SHM_PROC_SLOTS x 128     { seq, payload[12] }
- *   16512   campaign table: SHM_CAMPAIGN_SLOTS x 256 { owner, campaign_id, seq, payload[16] }
+ *   65664   campaign table: SHM_CAMPAIGN_SLOTS x 768 { owner, campaign_id, seq, payload[66] }
  *
  * Readers take every offset and size from the header, never from these constants, so a later
  * minor version can grow slots or append payload words without breaking an older reader.
@@ -35,7 +35,7 @@ _Static_assert(ATOMIC_LONG_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
 #define S_MAGIC              UINT64_C(0x4d53544341504d49) /* "IMPACTSM" read as little-endian bytes */
 #define S_HEADER_SIZE        128
 #define S_PROC_SLOT_SIZE     128
-#define S_CAMPAIGN_SLOT_SIZE 256
+#define S_CAMPAIGN_SLOT_SIZE 768
 #define S_PROC_WORDS         (sizeof(shm_proc_t) / sizeof(uint64_t))
 #define S_CAMPAIGN_WORDS     (sizeof(shm_campaign_stats_t) / sizeof(uint64_t))
 #define S_MAX_REGION         (64u << 20) /* far above any layout we create; bounds a hostile st_size */
@@ -652,4 +652,47 @@ int shm_region_recover_pid(shm_region_t *self, pid_t pid)
         freed++;
     }
     return freed;
+}
+
+/* ---- latency histograms ---- */
+
+/*
+ * Log-linear buckets: below 8 us a bucket per microsecond; above, the doubling a value falls in
+ * (its highest set bit e) split in four by the two bits after it. A value v >= 4 lands in
+ * 4e + next-two-bits - 4, which is v itself for v < 8, so the two rules meet without a seam.
+ */
+uint32_t shm_latency_bucket(uint64_t us)
+{
+    if (us < 4)
+        return (uint32_t)us;
+    uint32_t e = 63u - (uint32_t)__builtin_clzll(us);
+    uint32_t bucket = 4 * e + (uint32_t)((us >> (e - 2)) & 3) - 4;
+    return bucket < SHM_LATENCY_BUCKETS ? bucket : SHM_LATENCY_BUCKETS - 1;
+}
+
+uint64_t shm_latency_bucket_max_us(uint32_t bucket)
+{
+    if (bucket < 4)
+        return bucket;
+    if (bucket >= SHM_LATENCY_BUCKETS - 1)
+        return UINT64_MAX;
+    uint32_t e = (bucket + 4) / 4, sub = (bucket + 4) % 4;
+    return ((uint64_t)(5 + sub) << (e - 2)) - 1;
+}
+
+uint64_t shm_latency_quantile(const uint32_t buckets[SHM_LATENCY_BUCKETS], uint64_t total, uint64_t max_us, double q)
+{
+    if (total == 0 || !(q > 0))
+        return 0;
+    uint64_t want = (uint64_t)(q * (double)total + 0.999999), seen = 0;
+    if (want > total)
+        want = total;
+    for (uint32_t b = 0; b < SHM_LATENCY_BUCKETS; b++) {
+        seen += buckets[b];
+        if (seen >= want) {
+            uint64_t top = shm_latency_bucket_max_us(b);
+            return top < max_us ? top : max_us;
+        }
+    }
+    return max_us;
 }

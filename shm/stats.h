@@ -23,10 +23,13 @@
 #include <sys/types.h>
 
 #define SHM_VERSION_MAJOR  1
-#define SHM_VERSION_MINOR  1
-#define SHM_PROC_SLOTS     128
+#define SHM_VERSION_MINOR  2
+#define SHM_PROC_SLOTS     512
 #define SHM_CAMPAIGN_SLOTS 1024
 #define SHM_NAME_MAX       48
+/* Latency histograms: four buckets per doubling (each bucket at most 19% wide), exact below
+ * 8 us, the last bucket holding everything from about 29 s up. */
+#define SHM_LATENCY_BUCKETS 96
 
 typedef struct shm_region_t shm_region_t;
 
@@ -74,7 +77,23 @@ typedef struct {
     uint32_t paused;         /* 1 while the campaign is paused */
     double pacing_threshold; /* the predictive policy's aggressiveness now; 0 in Preview and Power */
     uint64_t talked;         /* calls put through to a caller that ended normally */
+    /* minor 2: how long the dialer took, in real microseconds, from the event that made a bridge
+     * possible (a live answer, a caller becoming free) to ordering it; since the dialer started */
+    uint64_t bridge_decisions;
+    uint64_t bridge_decision_max_us;
+    uint32_t bridge_decision_buckets[SHM_LATENCY_BUCKETS];
 } shm_campaign_stats_t;
+
+/** The histogram bucket of a latency of `us` microseconds. */
+uint32_t shm_latency_bucket(uint64_t us);
+
+/** The largest latency bucket `bucket` holds, in microseconds. */
+uint64_t shm_latency_bucket_max_us(uint32_t bucket);
+
+/** The `q` quantile (0 < q <= 1) of a histogram of `total` samples, as the largest value of the
+ *  bucket that reaches it (an upper bound, never below the truth), capped at `max_us`. 0 when
+ *  empty. */
+uint64_t shm_latency_quantile(const uint32_t buckets[SHM_LATENCY_BUCKETS], uint64_t total, uint64_t max_us, double q);
 
 /*
  * Every function below that fails sets errno. Names are POSIX shared-memory names ("/impactd-42").

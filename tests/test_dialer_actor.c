@@ -148,7 +148,8 @@ static void s_check_stats(int64_t campaign)
     json_t *stats = NULL;
     for (int i = 0; i < 300; i++) {
         stats = s_call("GET", path, NULL, NULL, 0, 200);
-        if (json_integer_value(json_object_get(stats, "dials")) > 0)
+        json_t *bridges = json_object_get(json_object_get(stats, "bridge_decision_us"), "count");
+        if (json_integer_value(json_object_get(stats, "dials")) > 0 && json_integer_value(bridges) > 0)
             break;
         json_decref(stats);
         stats = NULL;
@@ -162,6 +163,12 @@ static void s_check_stats(int64_t campaign)
                       json_integer_value(json_object_get(callers, "on_call")) +
                       json_integer_value(json_object_get(callers, "wrap_up"));
     assert_int_equal(present, 5);
+    /* every call put through was bridged first, and the percentiles are ordered */
+    json_t *decisions = json_object_get(stats, "bridge_decision_us");
+    assert_true(json_integer_value(json_object_get(decisions, "count")) >= json_integer_value(json_object_get(stats, "talked")));
+    json_int_t p50 = json_integer_value(json_object_get(decisions, "p50"));
+    json_int_t p99 = json_integer_value(json_object_get(decisions, "p99"));
+    assert_true(p50 <= p99 && p99 <= json_integer_value(json_object_get(decisions, "max")));
     json_decref(stats);
 
     /* no key: the store's 401; a wrong secret: 401; another account's key: as if not running */

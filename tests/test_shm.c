@@ -219,6 +219,10 @@ static void s_fill(shm_campaign_stats_t *s, int64_t campaign_id, uint64_t c)
     s->paused = (uint32_t)(c & 1);
     s->pacing_threshold = (double)c / 8;
     s->talked = c * 17;
+    s->bridge_decisions = c * 19;
+    s->bridge_decision_max_us = c + 23;
+    for (uint32_t b = 0; b < SHM_LATENCY_BUCKETS; b++)
+        s->bridge_decision_buckets[b] = (uint32_t)(c * (b + 1));
 }
 
 /* A copy is consistent when it is one whole write of s_fill, or a blank slot (just claimed,
@@ -842,6 +846,38 @@ static void test_torture_writers_readers_and_kill_9(void **state)
     }
 }
 
+/* Every value lands in a bucket whose top is at or above it and at most a quarter above it (exact
+ * below 8 us), buckets never go backwards, and quantiles read the right bucket. */
+static void test_latency_histogram(void **state)
+{
+    (void)state;
+    uint32_t last = 0;
+    for (uint64_t us = 0; us < (UINT64_C(1) << 26); us = us < 64 ? us + 1 : us + us / 61) {
+        uint32_t b = shm_latency_bucket(us);
+        assert_true(b >= last);
+        last = b;
+        uint64_t top = shm_latency_bucket_max_us(b);
+        assert_true(top >= us);
+        if (b < SHM_LATENCY_BUCKETS - 1) {
+            assert_true(top <= us + us / 4);
+            assert_int_equal(shm_latency_bucket(top), b);
+            assert_int_equal(shm_latency_bucket(top + 1), b + 1);
+        }
+        if (us < 8)
+            assert_int_equal(top, us);
+    }
+    assert_int_equal(shm_latency_bucket(UINT64_MAX), SHM_LATENCY_BUCKETS - 1);
+
+    uint32_t buckets[SHM_LATENCY_BUCKETS] = {0};
+    for (uint64_t us = 1; us <= 1000; us++) /* 1..1000 us, one each */
+        buckets[shm_latency_bucket(us)]++;
+    uint64_t p50 = shm_latency_quantile(buckets, 1000, 1000, 0.5);
+    uint64_t p99 = shm_latency_quantile(buckets, 1000, 1000, 0.99);
+    assert_true(p50 >= 500 && p50 <= 625);
+    assert_true(p99 >= 990 && p99 <= 1000); /* capped at the maximum */
+    assert_int_equal(shm_latency_quantile(buckets, 0, 0, 0.99), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -856,6 +892,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_campaign_claim_races, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_campaign_stale_slot_take_over_and_recovery, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_torture_writers_readers_and_kill_9, s_setup, s_teardown),
+        cmocka_unit_test(test_latency_histogram),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,6 +65,12 @@ typedef struct {
     bool call_back_after_voicemail;
 } campaign_t;
 
+/* How late bridges are ordered, in real microseconds (see s_on_event). */
+typedef struct {
+    uint64_t count, max_us;
+    uint32_t buckets[SHM_LATENCY_BUCKETS];
+} latency_t;
+
 /* Live answers and abandons of the campaign before this process started, for the windowed rates. */
 typedef struct {
     uint64_t live_24h, abandoned_24h, live_30d, abandoned_30d;
@@ -77,6 +83,7 @@ typedef struct {
     brk_worker_t *worker;
     campaign_t campaign;
     history_t history;
+    latency_t bridge_latency;
     scenario_t scenario;
     timerq_t *timers;
     sim_carrier_t *sim;
@@ -205,9 +212,32 @@ static void s_return_number(void *ctx, const engine_number_t *number)
     numbers_give_back(self->numbers, number);
 }
 
+/*
+ * The answer-to-bridge decision time: from the instant the event that made the bridge possible
+ * happened (a live answer or a caller freeing up, i.e. the due time of the timer delivering it)
+ * to now, when the bridge has been ordered. It includes what the engine computed and every delay
+ * of this process's loop (asleep past the due time, busy with the database, preempted by other
+ * processes): the latency a person who just said "hello" actually waits for.
+ */
+static void s_measure_bridge(dialer_t *self, const engine_event_t *event)
+{
+    int64_t cause = timerq_firing_due(self->timers);
+    if (cause > event->at_us)
+        cause = event->at_us;
+    double late = (double)(s_now(self) - cause) / self->speed;
+    uint64_t us = late > 0 ? (uint64_t)late : 0;
+    latency_t *l = &self->bridge_latency;
+    l->count++;
+    l->buckets[shm_latency_bucket(us)]++;
+    if (us > l->max_us)
+        l->max_us = us;
+}
+
 static void s_on_event(void *ctx, const engine_event_t *event)
 {
     dialer_t *self = ctx;
+    if (event->type == ENGINE_CALL_BRIDGED)
+        s_measure_bridge(self, event);
     call_log_event(self->log, event, s_wall(self, event->at_us));
     sim_callers_event(self->callers, event);
 }
@@ -297,7 +327,10 @@ static void s_publish(dialer_t *self)
         .paused = self->paused,
         .pacing_threshold = self->campaign.mode == DIAL_PREDICTIVE ? pacing_predictive_threshold(engine_policy(self->engine)) : 0.0,
         .talked = counts->talked,
+        .bridge_decisions = self->bridge_latency.count,
+        .bridge_decision_max_us = self->bridge_latency.max_us,
     };
+    memcpy(stats.bridge_decision_buckets, self->bridge_latency.buckets, sizeof stats.bridge_decision_buckets);
     if (shm_campaign_write(self->shm, self->slot, &stats) != 0) {
         log_warn("campaign slot lost (%s); stats no longer published", strerror(errno));
         self->have_slot = false;

@@ -15,11 +15,15 @@ struct timerq_t {
     timerq_timer_t **heap;
     size_t count, capacity;
     uint64_t next_seq;
+    int64_t firing_due; /* the running callback's due time, TIMERQ_NEVER between callbacks */
 };
 
 timerq_t *timerq_new(void)
 {
-    return calloc(1, sizeof(timerq_t));
+    timerq_t *self = calloc(1, sizeof(timerq_t));
+    if (self)
+        self->firing_due = TIMERQ_NEVER;
+    return self;
 }
 
 void timerq_destroy(timerq_t **self_p)
@@ -127,11 +131,18 @@ size_t timerq_run_due(timerq_t *self, int64_t now_us)
         remove_slot(self, 0);
         timerq_fn *fn = timer->fn;
         void *arg = timer->arg;
+        self->firing_due = timer->at_us;
         free(timer);
         fn(arg, now_us);
+        self->firing_due = TIMERQ_NEVER;
         fired++;
     }
     return fired;
+}
+
+int64_t timerq_firing_due(const timerq_t *self)
+{
+    return self->firing_due;
 }
 
 size_t timerq_size(const timerq_t *self)

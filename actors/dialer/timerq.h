@@ -43,4 +43,9 @@ size_t timerq_run_due(timerq_t *self, int64_t now_us);
 
 size_t timerq_size(const timerq_t *self);
 
+/* While a callback runs: the time its timer was due, which in real time may be earlier than the
+ * now_us it was given (the owner's loop was busy or asleep). TIMERQ_NEVER outside callbacks. The
+ * dialer measures how late its decisions are from it. */
+int64_t timerq_firing_due(const timerq_t *self);
+
 #endif
