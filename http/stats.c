@@ -162,10 +162,17 @@ static json_t *s_document(h2o_req_t *req, int64_t campaign_id, const shm_campaig
     json_object_set_new(doc, "pacing_threshold", s_number(st->pacing_threshold));
     const uint32_t *b = st->bridge_decision_buckets;
     uint64_t n = st->bridge_decisions, max = st->bridge_decision_max_us;
+    json_t *buckets = json_array();
+    for (uint32_t i = 0; i < SHM_LATENCY_BUCKETS; i++) {
+        uint64_t le = shm_latency_bucket_max_us(i); /* the open-ended top bucket ends at the maximum */
+        if (b[i])
+            json_array_append_new(buckets,
+                                  json_pack("{s:I, s:I}", "le", (json_int_t)(le < max ? le : max), "count", (json_int_t)b[i]));
+    }
     json_object_set_new(doc, "bridge_decision_us",
-                        json_pack("{s:I, s:I, s:I, s:I}", "count", (json_int_t)n, "p50",
+                        json_pack("{s:I, s:I, s:I, s:I, s:o}", "count", (json_int_t)n, "p50",
                                   (json_int_t)shm_latency_quantile(b, n, max, 0.5), "p99",
-                                  (json_int_t)shm_latency_quantile(b, n, max, 0.99), "max", (json_int_t)max));
+                                  (json_int_t)shm_latency_quantile(b, n, max, 0.99), "max", (json_int_t)max, "buckets", buckets));
     json_object_set_new(doc, "actions", json_array());
     snprintf(uri, sizeof(uri), "%s/v1/campaigns/%" PRId64, base, campaign_id);
     json_object_set_new(doc, "resources", json_pack("[{s:s, s:s}]", "name", "campaign", "uri", uri));

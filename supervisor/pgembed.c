@@ -17,9 +17,14 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "shm/stats.h"
 #include "supervisor/files.h"
 
 #define PGEMBED_LIB_DIR "/usr/lib/postgresql"
+/* Every supervised process may hold a connection (a dialer per running campaign holds one for its
+ * whole life), plus the supervisor's, psql sessions and PostgreSQL's own reserve: PostgreSQL's
+ * default of 100 would refuse the dialers of an instance running a hundred campaigns. */
+#define PGEMBED_MAX_CONNECTIONS (SHM_PROC_SLOTS + 64)
 
 struct pgembed_t {
     char bin[PATH_MAX]; /* /usr/lib/postgresql/<major>/bin */
@@ -412,8 +417,9 @@ int pgembed_start(pgembed_t *self, char *err, size_t errlen)
     }
     /* pg_ctl hands -o to the server through /bin/sh: the quotes keep the path one argument and
      * make listen_addresses empty (no TCP at all). pgembed_new rejected paths with quotes. */
-    char options[PATH_MAX + 96];
-    snprintf(options, sizeof(options), "-k '%s' -p %d -c listen_addresses=''", self->socket_dir, PGEMBED_PORT);
+    char options[PATH_MAX + 128];
+    snprintf(options, sizeof(options), "-k '%s' -p %d -c listen_addresses='' -c max_connections=%d", self->socket_dir, PGEMBED_PORT,
+             PGEMBED_MAX_CONNECTIONS);
     char *argv[] = {"pg_ctl", "start", "-D", self->data, "-l", self->server_log, "-o", options, "-w", "-t", "60", NULL};
     int rc = s_run(self, argv);
     if (rc != 0) {

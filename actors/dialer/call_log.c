@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/dialer/dbq.h"
 #include "actors/dialer/idmap.h"
 #include "actors/dialer/pgarray.h"
 #include "common/log.h"
@@ -15,21 +16,25 @@ typedef struct {
     int64_t dialed_us, answered_us, bridged_us, ended_us; /* Unix microseconds; 0: not yet */
     engine_outcome_t outcome;
     bool abandoned;
-    bool dirty; /* listed in self->dirty */
-    bool held;  /* listed in self->held: dialed by the engine, not yet by the carrier */
+    bool dirty;     /* listed in self->dirty */
+    bool sending;   /* in the write in flight */
+    bool committed; /* its row exists */
+    bool held;      /* dialed by the engine, not yet by the carrier: waits for its row */
     bool detect_machine;
     double ring_timeout_seconds;
 } attempt_t;
 
 struct call_log_t {
-    PGconn *conn;
+    dbq_t *db;
     call_log_config_t config;
     char from[32];
     idmap_t *calls;  /* call id -> attempt_t, until its end is committed */
     uint64_t *dirty; /* call ids with unwritten changes, in order */
     size_t n_dirty, dirty_capacity;
-    uint64_t *held; /* call ids whose dial waits for the commit */
-    size_t n_held, held_capacity;
+    uint64_t sending[CALL_LOG_BATCH]; /* call ids of the write in flight */
+    size_t n_sending;
+    size_t n_held;     /* attempts whose dial waits for their row */
+    bool write_failed; /* the last write completed failed */
     carrier_t inner;
     carrier_sink_fn *sink;
     void *sink_ctx;
@@ -58,12 +63,12 @@ static const char s_flush_sql[] =
     "ELSE f.ended_at + make_interval(hours => $14::int) END "
     "FROM f WHERE n.id = f.number_id AND n.status = 'dialing'";
 
-call_log_t *call_log_new(PGconn *conn, const call_log_config_t *config)
+call_log_t *call_log_new(dbq_t *db, const call_log_config_t *config)
 {
     call_log_t *self = calloc(1, sizeof(*self));
     if (self == NULL)
         return NULL;
-    self->conn = conn;
+    self->db = db;
     self->config = *config;
     snprintf(self->from, sizeof(self->from), "%s", config->from ? config->from : "");
     self->config.from = self->from;
@@ -88,7 +93,6 @@ void call_log_destroy(call_log_t **self_p)
     idmap_each(self->calls, s_free_each, NULL);
     idmap_destroy(&self->calls);
     free(self->dirty);
-    free(self->held);
     free(self);
     *self_p = NULL;
 }
@@ -204,7 +208,7 @@ void call_log_event(call_log_t *self, const engine_event_t *event, int64_t wall_
 
 bool call_log_urgent(const call_log_t *self)
 {
-    return self->n_held > 0 || self->n_dirty >= CALL_LOG_BATCH;
+    return self->n_sending == 0 && (self->n_held > 0 || self->n_dirty >= CALL_LOG_BATCH);
 }
 
 size_t call_log_dirty(const call_log_t *self)
@@ -221,6 +225,9 @@ static void s_time(pgarray_t *array, int64_t us)
 }
 
 /* Writes the first `n` dirty rows. 0 or -1. */
+static dbq_done_fn s_on_written;
+
+/* Sends the first n dirty attempts as one statement. */
 static int s_write(call_log_t *self, size_t n)
 {
     enum { CALL, NUMBER, PHONE, CALLER, DIALED, ANSWERED, BRIDGED, ENDED, OUTCOME, ABANDONED, COLUMNS };
@@ -261,12 +268,9 @@ static int s_write(call_log_t *self, size_t n)
     params[13] = recycle;
     params[14] = max;
     params[15] = self->config.call_back_after_voicemail ? "t" : "f";
-    PGresult *res = PQexecParams(self->conn, s_flush_sql, 16, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) == PGRES_COMMAND_OK)
-        rc = 0;
-    else
-        log_warn("writing call attempts: %s", PQresultErrorMessage(res));
-    PQclear(res);
+    rc = dbq_send(self->db, s_flush_sql, 16, params, s_on_written, self);
+    if (rc != 0)
+        log_warn("writing call attempts: out of memory");
 Exit:
     for (int c = 0; c < COLUMNS; c++)
         pgarray_free(&columns[c]);
@@ -280,6 +284,7 @@ static void s_place(call_log_t *self, uint64_t call_id, int64_t now_us)
     if (attempt == NULL || !attempt->held)
         return;
     attempt->held = false;
+    self->n_held--;
     carrier_dial_t request = {.to = attempt->phone,
                               .from = self->from,
                               .ring_timeout_seconds = attempt->ring_timeout_seconds,
@@ -288,31 +293,66 @@ static void s_place(call_log_t *self, uint64_t call_id, int64_t now_us)
         self->sink(self->sink_ctx, &(carrier_event_t){.call_id = call_id, .status = CARRIER_FAILED, .at_us = now_us});
 }
 
-int call_log_flush(call_log_t *self, int64_t now_us)
+/*
+ * A write completed. Committed rows release their held dials; a failed write leaves its attempts
+ * to be written again (the statement is idempotent: rows are upserted, times coalesced). Placing a
+ * dial can end its call at once through the sink, which marks the attempt dirty again, so an
+ * attempt is forgotten only when its end is committed and nothing about it is left unwritten.
+ */
+static void s_on_written(void *ctx, const PGresult *res, int64_t now_us)
 {
-    while (self->n_dirty > 0) {
-        size_t n = self->n_dirty < CALL_LOG_BATCH ? self->n_dirty : CALL_LOG_BATCH;
-        if (s_write(self, n) != 0)
-            return -1;
-        for (size_t i = 0; i < n; i++) {
-            attempt_t *attempt = idmap_get(self->calls, self->dirty[i]);
-            attempt->dirty = false;
-            if (attempt->ended_us && !attempt->held) {
-                idmap_remove(self->calls, attempt->call_id);
-                free(attempt);
-            }
-        }
-        memmove(self->dirty, self->dirty + n, (self->n_dirty - n) * sizeof(*self->dirty));
-        self->n_dirty -= n;
+    call_log_t *self = ctx;
+    bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        log_warn("writing call attempts: %s", res ? PQresultErrorMessage(res) : "connection lost");
+    self->write_failed = !ok;
+    size_t n = self->n_sending;
+    self->n_sending = 0;
+    for (size_t i = 0; i < n; i++) {
+        attempt_t *attempt = idmap_get(self->calls, self->sending[i]);
+        attempt->sending = false;
+        if (ok)
+            attempt->committed = true;
+        else
+            s_mark_dirty(self, attempt);
     }
-    /* Placing a dial can end a call at once (the sink), which touches the lists: work on a copy. */
-    size_t n = self->n_held;
-    uint64_t *held = self->held;
-    self->held = NULL;
-    self->n_held = self->held_capacity = 0;
-    for (size_t i = 0; i < n; i++)
-        s_place(self, held[i], now_us);
-    free(held);
+    for (size_t i = 0; ok && i < n; i++) {
+        attempt_t *attempt = idmap_get(self->calls, self->sending[i]);
+        if (attempt->held)
+            s_place(self, attempt->call_id, now_us);
+        if (attempt->ended_us && !attempt->dirty && !attempt->held) {
+            idmap_remove(self->calls, attempt->call_id);
+            free(attempt);
+        }
+    }
+}
+
+int call_log_flush(call_log_t *self)
+{
+    int rc = self->write_failed ? -1 : 0;
+    if (self->n_sending > 0 || self->n_dirty == 0)
+        return rc;
+    size_t n = self->n_dirty < CALL_LOG_BATCH ? self->n_dirty : CALL_LOG_BATCH;
+    if (s_write(self, n) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        attempt_t *attempt = idmap_get(self->calls, self->dirty[i]);
+        attempt->dirty = false;
+        attempt->sending = true;
+        self->sending[i] = attempt->call_id;
+    }
+    self->n_sending = n;
+    memmove(self->dirty, self->dirty + n, (self->n_dirty - n) * sizeof(*self->dirty));
+    self->n_dirty -= n;
+    return rc;
+}
+
+int call_log_flush_all(call_log_t *self, int64_t now_us)
+{
+    while (self->n_dirty > 0 || self->n_sending > 0) {
+        if (call_log_flush(self) != 0 || dbq_drain(self->db, now_us) != 0 || self->write_failed)
+            return -1;
+    }
     return 0;
 }
 
@@ -327,7 +367,10 @@ static void s_end_each(void *ctx, uint64_t id, void *value)
 {
     end_all_t *all = ctx;
     attempt_t *attempt = value;
-    attempt->held = false;
+    if (attempt->held) {
+        attempt->held = false;
+        all->self->n_held--;
+    }
     if (attempt->ended_us)
         return;
     attempt->ended_us = all->wall_us;
@@ -341,7 +384,6 @@ int call_log_end_all(call_log_t *self, engine_outcome_t outcome, int64_t wall_us
 {
     end_all_t all = {.self = self, .wall_us = wall_us, .outcome = outcome};
     idmap_each(self->calls, s_end_each, &all);
-    self->n_held = 0;
     return all.ended;
 }
 
@@ -356,9 +398,8 @@ static int s_gate_dial(void *handle, uint64_t call_id, const carrier_dial_t *req
     snprintf(attempt->phone, sizeof(attempt->phone), "%s", request->to);
     attempt->detect_machine = request->detect_machine;
     attempt->ring_timeout_seconds = request->ring_timeout_seconds;
-    if (s_push(&self->held, &self->n_held, &self->held_capacity, call_id) != 0)
-        return -1;
     attempt->held = true;
+    self->n_held++;
     s_mark_dirty(self, attempt);
     return 0;
 }
@@ -389,6 +430,7 @@ static int s_gate_hang_up(void *handle, uint64_t call_id, int64_t now_us)
     attempt_t *attempt = idmap_get(self->calls, call_id);
     if (attempt && attempt->held) {
         attempt->held = false;
+        self->n_held--;
         return -1;
     }
     return self->inner.ops->hang_up(self->inner.self, call_id, now_us);

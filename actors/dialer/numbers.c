@@ -20,8 +20,13 @@ typedef struct {
     int64_t valid_until_ms; /* monotonic: the calling window closes then */
 } queued_t;
 
+/* A claim runs in up to three statements: never-dialed numbers from the cursor, the same from the
+ * start of the list when the cursor found none, then due retries for what is still wanted. */
+typedef enum { CLAIM_IDLE, CLAIM_FIRST, CLAIM_FIRST_AGAIN, CLAIM_RETRIES } claim_stage_t;
+
 struct numbers_t {
     PGconn *conn;
+    dbq_t *db;
     int64_t campaign_id;
     int batch;
     queued_t *queue; /* queue[head .. head+count) */
@@ -31,7 +36,17 @@ struct numbers_t {
     int64_t first_cursor; /* never-dialed numbers are scanned in id order from here */
     int64_t next_refill_ms;
     bool starved; /* the engine asked and found nothing */
+    claim_stage_t stage;
+    int want, got; /* of the claim in progress */
+    bool failed;   /* a statement failed since numbers_sync last said so */
 };
+
+/* A release in flight: its ids are remembered again if it fails. */
+typedef struct {
+    numbers_t *numbers;
+    size_t count;
+    uint64_t ids[];
+} release_t;
 
 /* Never-dialed numbers first, in import order from the cursor; then due retries, oldest first.
  * The claim, the attempt count and the recycle delay commit together, before any dial. */
@@ -57,7 +72,7 @@ static const char s_release_sql[] =
     "max(a.ended_at) AS last_ended FROM call_attempts a WHERE a.number_id = r.id) h ON true "
     "WHERE n.id = r.id AND n.campaign_id = $2 AND n.status = 'dialing' AND n.attempts > 0";
 
-numbers_t *numbers_new(PGconn *conn, int64_t campaign_id, int batch)
+numbers_t *numbers_new(PGconn *conn, dbq_t *db, int64_t campaign_id, int batch)
 {
     if (batch < 1 || batch > NUMBERS_BATCH_MAX)
         return NULL;
@@ -65,6 +80,7 @@ numbers_t *numbers_new(PGconn *conn, int64_t campaign_id, int batch)
     if (self == NULL)
         return NULL;
     self->conn = conn;
+    self->db = db;
     self->campaign_id = campaign_id;
     self->batch = batch;
     self->queue = calloc((size_t)batch, sizeof(*self->queue));
@@ -123,8 +139,8 @@ void numbers_give_back(numbers_t *self, const engine_number_t *number)
         log_warn("number=%" PRIu64 " cannot be remembered for release; it waits one recycle interval", number->number_id);
 }
 
-/* Releases the numbers of the array literal `ids`. 0 or -1. */
-static int s_release(PGconn *conn, int64_t campaign_id, const char *ids)
+/* Releases the numbers of the array literal `ids` synchronously (start-up only). 0 or -1. */
+static int s_release_now(PGconn *conn, int64_t campaign_id, const char *ids)
 {
     char campaign[24];
     snprintf(campaign, sizeof(campaign), "%" PRId64, campaign_id);
@@ -137,18 +153,44 @@ static int s_release(PGconn *conn, int64_t campaign_id, const char *ids)
     return rc;
 }
 
+static void s_on_released(void *ctx, const PGresult *res, int64_t now_us)
+{
+    release_t *release = ctx;
+    numbers_t *self = release->numbers;
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        log_warn("releasing numbers: %s", res ? PQresultErrorMessage(res) : "connection lost");
+        self->failed = true;
+        for (size_t i = 0; i < release->count; i++)
+            s_remember_return(self, release->ids[i]);
+    }
+    free(release);
+}
+
+/* Sends the release of every number given back. 0 or -1 (they stay remembered). */
 static int s_flush_returns(numbers_t *self)
 {
     if (self->n_returned == 0)
         return 0;
+    release_t *release = malloc(sizeof(*release) + self->n_returned * sizeof(uint64_t));
     pgarray_t ids;
     pgarray_init(&ids);
     for (size_t i = 0; i < self->n_returned; i++)
         pgarray_int(&ids, (int64_t)self->returned[i]);
     const char *literal = pgarray_finish(&ids);
-    int rc = literal ? s_release(self->conn, self->campaign_id, literal) : -1;
+    char campaign[24];
+    snprintf(campaign, sizeof(campaign), "%" PRId64, self->campaign_id);
+    const char *params[] = {literal, campaign};
+    int rc = -1;
+    if (release && literal) {
+        release->numbers = self;
+        release->count = self->n_returned;
+        memcpy(release->ids, self->returned, self->n_returned * sizeof(uint64_t));
+        rc = dbq_send(self->db, s_release_sql, 2, params, s_on_released, release);
+    }
     if (rc == 0)
         self->n_returned = 0;
+    else
+        free(release);
     pgarray_free(&ids);
     return rc;
 }
@@ -165,16 +207,19 @@ int numbers_recover(PGconn *conn, int64_t campaign_id)
                                  1, NULL, params, NULL, NULL, 0);
     int rc = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-        rc = s_release(conn, campaign_id, PQgetvalue(res, 0, 0));
+        rc = s_release_now(conn, campaign_id, PQgetvalue(res, 0, 0));
     else
         log_error("finding claimed numbers: %s", PQresultErrorMessage(res));
     PQclear(res);
     return rc;
 }
 
-/* Appends the rows of one claim to the queue. Returns rows claimed, or -1. */
-static int s_claim(numbers_t *self, bool first_dials, int limit)
+static dbq_done_fn s_on_claimed;
+
+/* Sends one statement of the claim in progress, for what is still wanted. */
+static int s_claim(numbers_t *self)
 {
+    bool first_dials = self->stage != CLAIM_RETRIES;
     /* Both forms take the same three parameters; retries ignore the cursor, but a parameter the
      * statement never mentions would have no type. */
     char sql[sizeof(s_claim_sql) + 256];
@@ -185,17 +230,46 @@ static int s_claim(numbers_t *self, bool first_dials, int limit)
     char campaign[24], cursor[24], count[16];
     snprintf(campaign, sizeof(campaign), "%" PRId64, self->campaign_id);
     snprintf(cursor, sizeof(cursor), "%" PRId64, self->first_cursor);
-    snprintf(count, sizeof(count), "%d", limit);
+    snprintf(count, sizeof(count), "%d", self->want - self->got);
     const char *params[] = {campaign, cursor, count};
-    PGresult *res = PQexecParams(self->conn, sql, 3, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_warn("claiming numbers: %s", PQresultErrorMessage(res));
-        PQclear(res);
-        return -1;
+    return dbq_send(self->db, sql, 3, params, s_on_claimed, self);
+}
+
+static int s_compare_ids(const void *a, const void *b)
+{
+    uint64_t x = ((const queued_t *)a)->number.number_id, y = ((const queued_t *)b)->number.number_id;
+    return x < y ? -1 : x > y;
+}
+
+/* The claim ends: with nothing found, the next waits a while; after an error, a little less. */
+static void s_claim_done(numbers_t *self, bool ok)
+{
+    int64_t now = zclock_mono();
+    self->stage = CLAIM_IDLE;
+    if (!ok) {
+        self->failed = true;
+        self->next_refill_ms = now + NUMBERS_ERROR_MS;
+        return;
+    }
+    self->starved = false;
+    if (self->got == 0)
+        self->next_refill_ms = now + NUMBERS_IDLE_MS;
+}
+
+/* Appends one statement's rows to the queue (its room was made when the claim began: the engine
+ * only takes from the queue meanwhile), then goes on to the claim's next statement. */
+static void s_on_claimed(void *ctx, const PGresult *res, int64_t now_us)
+{
+    numbers_t *self = ctx;
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_warn("claiming numbers: %s", res ? PQresultErrorMessage(res) : "connection lost");
+        s_claim_done(self, false);
+        return;
     }
     int rows = PQntuples(res);
     int64_t now = zclock_mono();
-    /* RETURNING follows no order: the queue is sorted by id for first dials (the cursor needs the highest). */
+    size_t first = self->count;
+    bool first_dials = self->stage != CLAIM_RETRIES;
     for (int i = 0; i < rows; i++) {
         queued_t *q = &self->queue[self->head + self->count];
         const char *phone = PQgetvalue(res, i, 1);
@@ -211,67 +285,59 @@ static int s_claim(numbers_t *self, bool first_dials, int limit)
             self->first_cursor = (int64_t)q->number.number_id;
         self->count++;
     }
-    PQclear(res);
-    return rows;
-}
-
-static int s_compare_ids(const void *a, const void *b)
-{
-    uint64_t x = ((const queued_t *)a)->number.number_id, y = ((const queued_t *)b)->number.number_id;
-    return x < y ? -1 : x > y;
+    /* RETURNING follows no order: first dials are queued by id (the cursor needs the highest) */
+    if (first_dials)
+        qsort(self->queue + self->head + first, self->count - first, sizeof(*self->queue), s_compare_ids);
+    self->got += rows;
+    if (self->stage == CLAIM_FIRST && rows == 0 && self->first_cursor > 0) {
+        /* Reached the end of the list: start over, so numbers skipped for their calling hours
+         * are found once their window opens. */
+        self->first_cursor = 0;
+        self->stage = CLAIM_FIRST_AGAIN;
+    } else if (self->stage != CLAIM_RETRIES && self->got < self->want) {
+        self->stage = CLAIM_RETRIES;
+    } else {
+        s_claim_done(self, true);
+        return;
+    }
+    if (s_claim(self) != 0)
+        s_claim_done(self, false);
 }
 
 int numbers_sync(numbers_t *self)
 {
     int rc = s_flush_returns(self);
+    if (self->failed) {
+        self->failed = false;
+        rc = -1;
+    }
     int64_t now = zclock_mono();
     bool low = self->count * 2 < (size_t)self->batch;
-    if (!(low || self->starved) || now < self->next_refill_ms)
+    if (self->stage != CLAIM_IDLE || !(low || self->starved) || now < self->next_refill_ms)
         return rc;
-    /* compact: the queue refills at its end */
+    /* compact: the claim fills the queue at its end */
     memmove(self->queue, self->queue + self->head, self->count * sizeof(*self->queue));
     self->head = 0;
-    int want = self->batch - (int)self->count, got = 0;
-    size_t first = self->count;
-    int fresh = s_claim(self, true, want);
-    if (fresh >= 0)
-        qsort(self->queue + first, self->count - first, sizeof(*self->queue), s_compare_ids);
-    if (fresh == 0 && self->first_cursor > 0) {
-        /* Reached the end of the list: start over, so numbers skipped for their calling hours
-         * are found once their window opens. */
-        fresh = s_claim(self, true, want);
-    }
-    int retries = fresh >= 0 && fresh < want ? s_claim(self, false, want - fresh) : 0;
-    if (fresh < 0 || retries < 0) {
-        self->next_refill_ms = now + NUMBERS_ERROR_MS;
+    self->want = self->batch - (int)self->count;
+    self->got = 0;
+    self->stage = CLAIM_FIRST;
+    if (s_claim(self) != 0) {
+        s_claim_done(self, false);
         return -1;
     }
-    got = fresh + retries;
-    self->starved = false;
-    if (got == 0)
-        self->next_refill_ms = now + NUMBERS_IDLE_MS;
-    return rc < 0 ? -1 : got;
+    return rc;
 }
 
-int numbers_recheck_blocked(numbers_t *self)
+/* Drops the queued numbers the answer names; the queue may have moved on meanwhile, so each is
+ * looked up again (one taken since was dialed before the block reached this dialer, as it
+ * would have been a moment earlier). */
+static void s_on_rechecked(void *ctx, const PGresult *res, int64_t now_us)
 {
-    if (self->count == 0)
-        return 0;
-    pgarray_t ids;
-    pgarray_init(&ids);
-    for (size_t i = 0; i < self->count; i++)
-        pgarray_int(&ids, (int64_t)self->queue[self->head + i].number.number_id);
-    const char *literal = pgarray_finish(&ids);
-    int rc = -1;
-    PGresult *res = NULL;
-    if (literal == NULL)
-        goto Exit;
-    const char *params[] = {literal};
-    res = PQexecParams(self->conn, "SELECT id FROM numbers WHERE id = ANY($1::bigint[]) AND (blocked OR removed_at IS NOT NULL)", 1,
-                       NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_warn("re-checking blocked numbers: %s", PQresultErrorMessage(res));
-        goto Exit;
+    numbers_t *self = ctx;
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_warn("re-checking blocked numbers: %s", res ? PQresultErrorMessage(res) : "connection lost");
+        self->failed = true;
+        return;
     }
     for (int r = 0; r < PQntuples(res); r++) {
         uint64_t blocked = strtoull(PQgetvalue(res, r, 0), NULL, 10);
@@ -286,25 +352,43 @@ int numbers_recheck_blocked(numbers_t *self)
             break;
         }
     }
-    rc = s_flush_returns(self);
-Exit:
-    PQclear(res);
+}
+
+int numbers_recheck_blocked(numbers_t *self)
+{
+    if (self->count == 0)
+        return 0;
+    pgarray_t ids;
+    pgarray_init(&ids);
+    for (size_t i = 0; i < self->count; i++)
+        pgarray_int(&ids, (int64_t)self->queue[self->head + i].number.number_id);
+    const char *params[] = {pgarray_finish(&ids)};
+    int rc = params[0]
+                 ? dbq_send(self->db, "SELECT id FROM numbers WHERE id = ANY($1::bigint[]) AND (blocked OR removed_at IS NOT NULL)",
+                            1, params, s_on_rechecked, self)
+                 : -1;
     pgarray_free(&ids);
     return rc;
 }
 
-int numbers_release(numbers_t *self)
+int numbers_release(numbers_t *self, int64_t now_us)
 {
+    if (dbq_drain(self->db, now_us) != 0)
+        return -1;
     for (size_t i = 0; i < self->count; i++)
         if (s_remember_return(self, self->queue[self->head + i].number.number_id) != 0)
             return -1;
     self->count = 0;
     self->head = 0;
-    return s_flush_returns(self);
+    if (s_flush_returns(self) != 0 || dbq_drain(self->db, now_us) != 0)
+        return -1;
+    return self->n_returned == 0 ? 0 : -1;
 }
 
-int numbers_add(numbers_t *self, int64_t account_id, const char (*phones)[PHONE_E164_SIZE], size_t count)
+int numbers_add(numbers_t *self, int64_t account_id, const char (*phones)[PHONE_E164_SIZE], size_t count, int64_t now_us)
 {
+    if (dbq_drain(self->db, now_us) != 0)
+        return -1;
     pgarray_t list, zones;
     pgarray_init(&list);
     pgarray_init(&zones);

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "actors/dialer/dbq.h"
 #include "actors/dialer/engine.h"
 #include "phone/phone.h"
 
@@ -28,8 +29,9 @@
 
 typedef struct numbers_t numbers_t;
 
-/** A supply for `campaign_id` over `conn` (borrowed), claiming `batch` numbers at a time (1..NUMBERS_BATCH_MAX). */
-numbers_t *numbers_new(PGconn *conn, int64_t campaign_id, int batch);
+/** A supply for `campaign_id` claiming `batch` numbers at a time (1..NUMBERS_BATCH_MAX) through
+ *  `db`, whose connection is `conn` (both borrowed). */
+numbers_t *numbers_new(PGconn *conn, dbq_t *db, int64_t campaign_id, int batch);
 
 /** Frees the memory only; call numbers_release first to hand unused claims back. */
 void numbers_destroy(numbers_t **self_p);
@@ -41,16 +43,19 @@ int numbers_take(numbers_t *self, engine_number_t *number);
 void numbers_give_back(numbers_t *self, const engine_number_t *number);
 
 /**
- * Claims another batch if the queue runs low (or ran dry) and the last attempt was not too
- * recent, and releases numbers given back. Returns numbers claimed, or -1 on a database error.
+ * Starts claiming another batch if the queue runs low (or ran dry), no claim is in progress and
+ * the last attempt was not too recent, and sends the release of numbers given back; the rows
+ * arrive through the statement queue. 0, or -1 when a statement failed since the last call.
  */
 int numbers_sync(numbers_t *self);
 
-/** Drops (and releases) queued numbers that were blocked or removed since they were claimed. 0 or -1. */
+/** Asks which queued numbers were blocked or removed since they were claimed; the answer drops
+ *  (and releases) them. 0 or -1. */
 int numbers_recheck_blocked(numbers_t *self);
 
-/** Releases every queued and given-back number in the database. 0 or -1. */
-int numbers_release(numbers_t *self);
+/** On a clean stop: releases every queued and given-back number, waiting for the statement
+ *  queue. 0 or -1. */
+int numbers_release(numbers_t *self, int64_t now_us);
 
 /**
  * At start, after call_log_recover: releases every number of the campaign still claimed by a
@@ -64,7 +69,7 @@ int numbers_recover(PGconn *conn, int64_t campaign_id);
  * here, de-duplicated against the campaign and marked when blocked, by the database's
  * numbers_add. The next sync claims them. Returns how many were new, or -1.
  */
-int numbers_add(numbers_t *self, int64_t account_id, const char (*phones)[PHONE_E164_SIZE], size_t count);
+int numbers_add(numbers_t *self, int64_t account_id, const char (*phones)[PHONE_E164_SIZE], size_t count, int64_t now_us);
 
 /** Numbers waiting in memory. */
 size_t numbers_queued(const numbers_t *self);
