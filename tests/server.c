@@ -368,3 +368,31 @@ char *test_server_cli(test_server_t *s, const char *const *args)
     int status = test_impactd_run(argv, out, sizeof(out));
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? strdup(out) : NULL;
 }
+
+unsigned char *test_wav(int ms, size_t *len)
+{
+    uint32_t data = (uint32_t)ms * 16, rate = 8000;
+    *len = 44 + data;
+    unsigned char *b = calloc(1, *len);
+    assert_non_null(b);
+    memcpy(b, "RIFF", 4);
+    uint32_t riff = (uint32_t)*len - 8;
+    memcpy(b + 4, &riff, 4);
+    memcpy(b + 8, "WAVEfmt ", 8);
+    const uint32_t fmt_size = 16, byte_rate = rate * 2;
+    const uint16_t pcm = 1, channels = 1, align = 2, bits = 16;
+    memcpy(b + 16, &fmt_size, 4);
+    memcpy(b + 20, &pcm, 2);
+    memcpy(b + 22, &channels, 2);
+    memcpy(b + 24, &rate, 4);
+    memcpy(b + 28, &byte_rate, 4);
+    memcpy(b + 32, &align, 2);
+    memcpy(b + 34, &bits, 2);
+    memcpy(b + 36, "data", 4);
+    memcpy(b + 40, &data, 4);
+    for (uint32_t i = 0; i < data / 2; i++) {
+        int16_t sample = (int16_t)((i % 20) < 10 ? 800 : -800);
+        memcpy(b + 44 + 2 * i, &sample, 2);
+    }
+    return b;
+}

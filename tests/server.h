@@ -102,4 +102,7 @@ int test_impactd_run(const char *const *args, char *out, size_t size);
  */
 char *test_server_cli(test_server_t *s, const char *const *args);
 
+/** A mono 16-bit 8 kHz WAV of `ms` milliseconds of a quiet tone (malloc'd), for message uploads. */
+unsigned char *test_wav(int ms, size_t *len);
+
 #endif

@@ -348,35 +348,6 @@ static void test_campaign_through_a_form(void **state)
 
 /* ---- messages ----------------------------------------------------------------------------- */
 
-/* A mono 16-bit 8 kHz WAV of `ms` milliseconds of a quiet tone. */
-static unsigned char *s_wav(int ms, size_t *len)
-{
-    uint32_t data = (uint32_t)ms * 16, rate = 8000;
-    *len = 44 + data;
-    unsigned char *b = calloc(1, *len);
-    assert_non_null(b);
-    memcpy(b, "RIFF", 4);
-    uint32_t riff = (uint32_t)*len - 8;
-    memcpy(b + 4, &riff, 4);
-    memcpy(b + 8, "WAVEfmt ", 8);
-    const uint32_t fmt_size = 16, byte_rate = rate * 2;
-    const uint16_t pcm = 1, channels = 1, align = 2, bits = 16;
-    memcpy(b + 16, &fmt_size, 4);
-    memcpy(b + 20, &pcm, 2);
-    memcpy(b + 22, &channels, 2);
-    memcpy(b + 24, &rate, 4);
-    memcpy(b + 28, &byte_rate, 4);
-    memcpy(b + 32, &align, 2);
-    memcpy(b + 34, &bits, 2);
-    memcpy(b + 36, "data", 4);
-    memcpy(b + 40, &data, 4);
-    for (uint32_t i = 0; i < data / 2; i++) {
-        int16_t sample = (int16_t)((i % 20) < 10 ? 800 : -800);
-        memcpy(b + 44 + 2 * i, &sample, 2);
-    }
-    return b;
-}
-
 static json_t *s_upload(const account_t *who, const char *path, const char *type, const void *body, size_t len, long want,
                         test_reply_t *raw)
 {
@@ -405,7 +376,7 @@ static json_t *s_upload(const account_t *who, const char *path, const char *type
 static void test_messages_upload_and_play_back(void **state)
 {
     size_t len;
-    unsigned char *wav = s_wav(1500, &len);
+    unsigned char *wav = test_wav(1500, &len);
     test_reply_t raw;
     json_t *m = s_upload(&g_dev, "/v1/messages?name=Voicemail%20drop", "audio/x-wav", wav, len, 201, &raw);
     assert_non_null(strstr(raw.location, "/v1/messages/"));

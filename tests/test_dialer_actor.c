@@ -5,7 +5,9 @@
  * middle of the campaign; it must be restarted, close what its predecessor left open, never dial
  * a number twice inside its recycle window, and carry on. A whole impactd restart brings the
  * dialer back, and stopping the campaign ends it for good. A Preview campaign follows pause and
- * resume and gives back what its callers were previewing when it stops.
+ * resume and gives back what its callers were previewing when it stops. A Predictive campaign
+ * with machine detection dials ahead of its callers, leaves voicemail, never puts an abandoned
+ * call through, and finds numbers whose calling hours open after its first pass over the list.
  *
  * Nothing here depends on how fast anything runs: every wait polls for a state with a generous
  * bound that only turns a hang into a failure.
@@ -335,11 +337,109 @@ static void test_preview_campaign_pauses_resumes_and_stops_clean(void **state)
     s_check_attempts(campaign);
 }
 
+static int64_t s_upload_message(const char *name)
+{
+    size_t len;
+    unsigned char *wav = test_wav(800, &len);
+    char path[96];
+    snprintf(path, sizeof(path), "/v1/messages?name=%s", name);
+    json_t *m = s_call("POST", path, "audio/wav", (const char *)wav, len, 201);
+    int64_t id = json_integer_value(json_object_get(m, "id"));
+    json_decref(m);
+    free(wav);
+    return id;
+}
+
+/* Gives the campaign's first `count` numbers the fixed-offset zone where it is `hour`:00 now. */
+static void s_set_local_hour(int64_t campaign, int count, int hour)
+{
+    time_t now = time(NULL);
+    struct tm utc;
+    gmtime_r(&now, &utc);
+    int offset = hour - utc.tm_hour;
+    if (offset < -12)
+        offset += 24;
+    if (offset > 14)
+        offset -= 24;
+    char zone[32], sql[320];
+    if (offset == 0)
+        snprintf(zone, sizeof(zone), "Etc/GMT");
+    else
+        snprintf(zone, sizeof(zone), "Etc/GMT%+d", -offset); /* POSIX sign: Etc/GMT-3 is UTC+3 */
+    snprintf(sql, sizeof(sql),
+             "UPDATE numbers SET time_zones = ARRAY['%s'] WHERE id IN (SELECT id FROM numbers WHERE campaign_id = %" PRId64
+             " ORDER BY id LIMIT %d)",
+             zone, campaign, count);
+    test_db_exec(g.db, sql);
+}
+
+static void test_predictive_campaign_dials_ahead_leaves_voicemail_and_keeps_calling_hours(void **state)
+{
+    char body[512], path[96], sql[640];
+    int64_t abandonment = s_upload_message("Identification");
+    int64_t voicemail = s_upload_message("Voicemail");
+    snprintf(body, sizeof(body),
+             "{\"name\": \"Predictive actor\", \"dialer_type\": \"Predictive\", \"from\": \"(212) 555-0142\", "
+             "\"abandonment_message_id\": %" PRId64 ", \"answering_machine_detection\": true, \"voicemail_message_id\": %" PRId64
+             ", \"drop_voicemail_automatically\": true}",
+             abandonment, voicemail);
+    json_t *c = s_call("POST", "/v1/campaigns", "application/json", body, 0, 201);
+    int64_t campaign = json_integer_value(json_object_get(c, "id"));
+    json_decref(c);
+    s_import(campaign);
+    test_move_into_calling_hours(g.db, campaign);
+    const int night = 100; /* the list's first numbers are where it is the middle of the night */
+    s_set_local_hour(campaign, night, 2);
+
+    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/start", campaign);
+    json_decref(s_call("POST", path, NULL, NULL, 0, 200));
+    s_wait_dialer(campaign, 0);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_attempts WHERE campaign_id = %" PRId64 " AND ended_at IS NOT NULL",
+             campaign);
+    test_db_wait_at_least(&g, sql, 60, 120);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_attempts WHERE campaign_id = %" PRId64 " AND outcome = 'voicemail'",
+             campaign);
+    test_db_wait_at_least(&g, sql, 1, 120);
+
+    /* more lines at once than the 5 callers: Power never does that, Predictive must */
+    snprintf(sql, sizeof(sql),
+             "SELECT max(n) FROM (SELECT count(*) AS n FROM call_attempts a JOIN call_attempts b ON b.campaign_id = a.campaign_id "
+             "AND b.dialed_at <= a.dialed_at AND coalesce(b.ended_at, 'infinity') > a.dialed_at WHERE a.campaign_id = %" PRId64
+             " GROUP BY a.call_id) AS lines",
+             campaign);
+    assert_true(test_db_count(g.db, sql) > 5);
+    /* an abandoned call was never put through, and a number with a message left is done */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM call_attempts WHERE campaign_id = %" PRId64
+             " AND (abandoned AND bridged_at IS NOT NULL OR outcome = 'abandoned' AND NOT abandoned)",
+             campaign);
+    assert_int_equal(test_db_count(g.db, sql), 0);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM call_attempts a JOIN numbers n ON n.id = a.number_id WHERE a.campaign_id = %" PRId64
+             " AND a.outcome = 'voicemail' AND n.status <> 'done'",
+             campaign);
+    assert_int_equal(test_db_count(g.db, sql), 0);
+
+    /* nobody was called in the middle of their night; once their morning comes, they are */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM call_attempts WHERE number_id IN (SELECT id FROM numbers WHERE campaign_id = %" PRId64
+             " ORDER BY id LIMIT %d)",
+             campaign, night);
+    assert_int_equal(test_db_count(g.db, sql), 0);
+    s_set_local_hour(campaign, night, 10);
+    test_db_wait_at_least(&g, sql, 1, 120);
+    s_check_attempts(campaign);
+
+    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/stop", campaign);
+    json_decref(s_call("POST", path, NULL, NULL, 0, 200));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dialer_survives_kill_9_and_restarts),
         cmocka_unit_test(test_preview_campaign_pauses_resumes_and_stops_clean),
+        cmocka_unit_test(test_predictive_campaign_dials_ahead_leaves_voicemail_and_keeps_calling_hours),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
