@@ -523,6 +523,31 @@ static void test_predictive_stays_under_its_cap(void **state)
     harness_destroy(&h);
 }
 
+/* A restarted dialer inherits its window's abandons: over budget, it pays them back by abandoning
+ * fewer of its own than a fresh start on the same calls would, and the window ends under the cap. */
+static void test_predictive_pays_back_an_abandon_history(void **state)
+{
+    const double history_live = 2000, history_abandoned = 70; /* 3.5%: over a 3% cap */
+    harness_t *fresh = harness_new((const char *[]){"talk_mean=120", NULL}, DIAL_PREDICTIVE, pacing_predictive_new(NULL), false);
+    pacing_predictive_options_t options = {.history_live = history_live, .history_abandoned = history_abandoned};
+    harness_t *restarted =
+        harness_new((const char *[]){"talk_mean=120", NULL}, DIAL_PREDICTIVE, pacing_predictive_new(&options), false);
+    for (uint64_t id = 1; id <= 25; id++) {
+        engine_caller_join(fresh->engine, id, 0);
+        engine_caller_join(restarted->engine, id, 0);
+    }
+    harness_run(fresh, 3 * 3600);
+    harness_run(restarted, 3 * 3600);
+    const sim_truth_t *f = sim_carrier_truth(fresh->sim), *r = sim_carrier_truth(restarted->sim);
+    assert_true(r->live_answered > 1000);
+    double fresh_rate = (double)f->abandoned / (double)f->live_answered;
+    double own_rate = (double)r->abandoned / (double)r->live_answered;
+    assert_true(own_rate < fresh_rate);
+    assert_true((history_abandoned + (double)r->abandoned) / (history_live + (double)r->live_answered) <= 0.03);
+    harness_destroy(&fresh);
+    harness_destroy(&restarted);
+}
+
 static void test_calls_per_second_cap(void **state)
 {
     harness_t *h = harness_new((const char *[]){"cps=2", NULL}, DIAL_PREDICTIVE, pacing_predictive_new(NULL), false);
@@ -578,6 +603,7 @@ int main(void)
         cmocka_unit_test(test_power_and_preview_never_abandon),
         cmocka_unit_test(test_preview_skip_returns_the_number),
         cmocka_unit_test(test_predictive_stays_under_its_cap),
+        cmocka_unit_test(test_predictive_pays_back_an_abandon_history),
         cmocka_unit_test(test_calls_per_second_cap),
         cmocka_unit_test(test_bad_requests_are_refused),
     };

@@ -61,6 +61,7 @@ typedef struct {
     int recycle_hours;
     int max_attempts;
     double abandon_cap;
+    int abandon_window_days;
     int max_lines_per_caller;
     bool call_back_after_voicemail;
 } campaign_t;
@@ -71,9 +72,10 @@ typedef struct {
     uint32_t buckets[SHM_LATENCY_BUCKETS];
 } latency_t;
 
-/* Live answers and abandons of the campaign before this process started, for the windowed rates. */
+/* Live answers and abandons of the campaign before this process started: for the windowed rates,
+ * and in the campaign's own window for the pacing budget. */
 typedef struct {
-    uint64_t live_24h, abandoned_24h, live_30d, abandoned_30d;
+    uint64_t live_24h, abandoned_24h, live_30d, abandoned_30d, live_window, abandoned_window;
 } history_t;
 
 typedef struct {
@@ -137,7 +139,8 @@ static int s_load_campaign(dialer_t *self)
         self->conn,
         "SELECT account_id, dialer_type, status, coalesce(caller_id, ''), answering_machine_detection, "
         "CASE WHEN drop_voicemail_automatically THEN voicemail_message_id END, abandonment_message_id, recycle_rate_hours, "
-        "max_attempts, acceptable_abandon_rate::float8, max_lines_per_caller, call_back_after_voicemail "
+        "max_attempts, acceptable_abandon_rate::float8, max_lines_per_caller, call_back_after_voicemail, "
+        "abandon_rate_window_days "
         "FROM campaigns WHERE id = $1 AND archived_at IS NULL",
         1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -164,6 +167,7 @@ static int s_load_campaign(dialer_t *self)
         c->abandon_cap = strtod(PQgetvalue(res, 0, 9), NULL);
         c->max_lines_per_caller = atoi(PQgetvalue(res, 0, 10));
         c->call_back_after_voicemail = PQgetvalue(res, 0, 11)[0] == 't';
+        c->abandon_window_days = atoi(PQgetvalue(res, 0, 12));
     }
     PQclear(res);
     return found;
@@ -171,22 +175,27 @@ static int s_load_campaign(dialer_t *self)
 
 static int s_load_history(dialer_t *self)
 {
-    char id[24];
+    char id[24], days[16];
     snprintf(id, sizeof(id), "%" PRId64, self->args->campaign_id);
-    const char *params[] = {id};
+    snprintf(days, sizeof(days), "%d", self->campaign.abandon_window_days);
+    const char *params[] = {id, days};
     PGresult *res = PQexecParams(self->conn,
                                  "SELECT count(*) FILTER (WHERE dialed_at > now() - interval '24 hours'), "
                                  "count(*) FILTER (WHERE abandoned AND dialed_at > now() - interval '24 hours'), "
-                                 "count(*), count(*) FILTER (WHERE abandoned) FROM call_attempts "
-                                 "WHERE campaign_id = $1 AND dialed_at > now() - interval '30 days' "
+                                 "count(*), count(*) FILTER (WHERE abandoned), "
+                                 "count(*) FILTER (WHERE dialed_at > now() - make_interval(days => $2::int)), "
+                                 "count(*) FILTER (WHERE abandoned AND dialed_at > now() - make_interval(days => $2::int)) "
+                                 "FROM call_attempts WHERE campaign_id = $1 AND dialed_at > now() - interval '30 days' "
                                  "AND (outcome IN ('talked', 'abandoned') OR abandoned)",
-                                 1, NULL, params, NULL, NULL, 0);
+                                 2, NULL, params, NULL, NULL, 0);
     int rc = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         self->history = (history_t){.live_24h = strtoull(PQgetvalue(res, 0, 0), NULL, 10),
                                     .abandoned_24h = strtoull(PQgetvalue(res, 0, 1), NULL, 10),
                                     .live_30d = strtoull(PQgetvalue(res, 0, 2), NULL, 10),
-                                    .abandoned_30d = strtoull(PQgetvalue(res, 0, 3), NULL, 10)};
+                                    .abandoned_30d = strtoull(PQgetvalue(res, 0, 3), NULL, 10),
+                                    .live_window = strtoull(PQgetvalue(res, 0, 4), NULL, 10),
+                                    .abandoned_window = strtoull(PQgetvalue(res, 0, 5), NULL, 10)};
         rc = 0;
     } else {
         log_error("reading the campaign's history: %s", PQresultErrorMessage(res));
@@ -282,7 +291,9 @@ static int s_start_engine(dialer_t *self, uint64_t first_call_id)
     if (self->log == NULL || self->numbers == NULL || self->callers == NULL)
         return -1;
     carrier_t carrier = call_log_carrier(self->log, sim_carrier_carrier(self->sim), s_to_engine, self);
-    pacing_policy_t *policy = c->mode == DIAL_PREDICTIVE ? pacing_predictive_new(NULL) : NULL;
+    pacing_predictive_options_t pacing = {.history_live = (double)self->history.live_window,
+                                          .history_abandoned = (double)self->history.abandoned_window};
+    pacing_policy_t *policy = c->mode == DIAL_PREDICTIVE ? pacing_predictive_new(&pacing) : NULL;
     engine_hooks_t hooks = {.next_number = s_next_number, .return_number = s_return_number, .on_event = s_on_event, .ctx = self};
     self->engine = engine_new(&config, carrier, self->timers, policy, &hooks, first_call_id, now);
     if (self->engine == NULL)

@@ -75,6 +75,10 @@ pacing_policy_t *pacing_power_new(void);
 typedef struct {
     double target;          /* abandon rate aimed at; default: the cap minus a margin that shrinks with data */
     double horizon_seconds; /* how far ahead supply and demand are projected; default 40 */
+    /* The campaign's live answers and abandons inside its abandon-rate window from before this
+     * policy started (an earlier dialer process): the budget spends what the window has left, and
+     * pays back what it overspent, instead of starting afresh at every restart. */
+    double history_live, history_abandoned;
 } pacing_predictive_options_t;
 
 pacing_policy_t *pacing_predictive_new(const pacing_predictive_options_t *options);

@@ -246,6 +246,11 @@ pacing_policy_t *pacing_predictive_new(const pacing_predictive_options_t *option
         self->options.horizon_seconds = HORIZON_DEFAULT_S;
     self->log_lambda = log(LAMBDA_INITIAL);
     self->cap = 0.03;
+    if (self->options.history_live > 0 && self->options.history_abandoned >= 0 &&
+        self->options.history_abandoned <= self->options.history_live) {
+        self->live_claims = self->options.history_live;
+        self->live_abandons = self->options.history_abandoned;
+    }
     return &self->base;
 }
 
