@@ -4,7 +4,7 @@
  * transitions one statement carries, and none for admin campaigns. End to end: the real impactd
  * dials a call's numbers with the simulated carrier, and its fan-out process posts every event
  * to the call's call_state_url on a local receiver that answers 500 at first: every event still
- * arrives, in order, its Webhook-Id stable across retries, and each retry is in the delivery log;
+ * arrives, in order, its webhook-id stable across retries, and each retry is in the delivery log;
  * an event refused for a day is marked failed, kept, and no longer holds back its call's next one.
  *
  * Every wait polls for a state with a generous bound that only turns a hang into a failure.

@@ -2,14 +2,16 @@
  * The fan-out process. It registers the "fanout" service with the broker, takes its place in
  * supervision and health reporting, and delivers the call-state webhooks of POST /v1/call from
  * the call_events outbox (webhooks.c), woken by PostgreSQL notifications and its retry timer.
- * General event intake, account webhooks and streams are built on this loop (issue 5); until
- * then it answers every request with 404 so a misrouted request is visible instead of timing out.
+ * It also numbers every event producers commit (sequencer.c). Account webhooks and streams are
+ * built on this loop (issue 5); until then it answers every request with 404 so a misrouted
+ * request is visible instead of timing out.
  */
 #include "actors/fanout/fanout.h"
 
 #include <curl/curl.h>
 
 #include "actors/api/api.h"
+#include "actors/fanout/sequencer.h"
 #include "actors/fanout/webhooks.h"
 #include "broker/worker.h"
 #include "common/log.h"
@@ -31,31 +33,44 @@ static void s_fanout_actor(zsock_t *pipe, void *args)
     const fanout_config_t *config = args;
     brk_worker_t *worker = brk_worker_new(config->broker_endpoint, "fanout", "fanout");
     webhooks_t *webhooks = worker ? webhooks_new(config->database_url, config->allow_private_urls) : NULL;
-    zsock_signal(pipe, webhooks ? 0 : 1);
-    if (webhooks == NULL) {
+    sequencer_t *sequencer = webhooks ? sequencer_new(config->database_url) : NULL;
+    zsock_signal(pipe, sequencer ? 0 : 1);
+    if (sequencer == NULL) {
+        webhooks_destroy(&webhooks);
         brk_worker_destroy(&worker);
         return;
     }
     zsock_t *sock = brk_worker_sock(worker);
     while (true) {
         int timeout = brk_worker_tick(worker);
-        int due = webhooks_run(webhooks, pipe);
+        int due = webhooks_run(webhooks);
         if (due < timeout)
             timeout = due;
-        int fd = webhooks_socket(webhooks);
-        /* The PostgreSQL socket changes when the connection is re-established: polled afresh each turn. */
-        zmq_pollitem_t items[] = {
-            {zsock_resolve(pipe), 0, ZMQ_POLLIN, 0}, {zsock_resolve(sock), 0, ZMQ_POLLIN, 0}, {NULL, fd, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, fd >= 0 ? 3 : 2, brk_worker_busy(worker) ? 0 : timeout) < 0 && errno != EINTR)
+        due = sequencer_run(sequencer);
+        if (due < timeout)
+            timeout = due;
+        int sequencer_fd = sequencer_socket(sequencer);
+        /* The PostgreSQL sockets change when a connection is re-established, and the deliveries'
+         * sockets with every delivery: polled afresh each turn. */
+        zmq_pollitem_t items[3 + WEBHOOKS_POLL_MAX] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
+                                                       {zsock_resolve(sock), 0, ZMQ_POLLIN, 0}};
+        int n_items = 2, sequencer_item = -1;
+        if (sequencer_fd >= 0)
+            items[sequencer_item = n_items++] = (zmq_pollitem_t){NULL, sequencer_fd, ZMQ_POLLIN, 0};
+        int webhooks_first = n_items;
+        n_items += webhooks_poll_items(webhooks, items + webhooks_first, WEBHOOKS_POLL_MAX);
+        if (zmq_poll(items, n_items, brk_worker_busy(worker) ? 0 : timeout) < 0 && errno != EINTR)
             break;
         if (items[0].revents & ZMQ_POLLIN)
             break; /* $TERM */
-        if (fd >= 0 && (items[2].revents & ZMQ_POLLIN))
-            webhooks_readable(webhooks);
+        webhooks_poll_ready(webhooks, items + webhooks_first, n_items - webhooks_first);
+        if (sequencer_item >= 0 && (items[sequencer_item].revents & ZMQ_POLLIN))
+            sequencer_readable(sequencer);
         brk_request_t *request;
         for (int budget = 256; budget > 0 && (request = brk_worker_recv(worker)) != NULL; budget--)
             api_serve(worker, &request, s_not_found, NULL);
     }
+    sequencer_destroy(&sequencer);
     webhooks_destroy(&webhooks);
     brk_worker_destroy(&worker);
 }

@@ -7,21 +7,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/netguard.h"
+#include "common/webhook_signature.h"
+
+/* How an outbox retries: back-off from `first_s`, doubling up to `max_s`, until the event is
+ * `give_up_s` old. Call-state callbacks are the fast class: their receiver is a program waiting
+ * for a call's progress. Notification webhooks (account and campaign events) get a long class
+ * beside this one, chosen by the outbox they come from. */
+typedef struct {
+    int first_s, max_s, give_up_s;
+} retry_class_t;
+
+static const retry_class_t s_retry_fast = {.first_s = 1, .max_s = 600, .give_up_s = 86400};
+
+/* A delivery in flight; easy is NULL when the slot is free. */
+typedef struct {
+    CURL *easy;
+    struct curl_slist *headers;
+    char id[24];
+    int64_t started; /* zclock_mono */
+} delivery_t;
+
+/* A socket libcurl wants watched, and for what (CURL_POLL_IN, _OUT, _INOUT). */
+typedef struct {
+    curl_socket_t fd;
+    int what;
+} watch_t;
 
 struct webhooks_t {
     char *database_url;
     bool allow_private;
     PGconn *conn;       /* NULL or broken: reconnected at the next run */
-    int64_t wake_at;    /* zclock_mono ms of the next run */
+    int64_t wake_at;    /* zclock_mono ms of the next claim */
     int64_t connect_at; /* zclock_mono ms of the next connection attempt */
+    CURLM *multi;
+    int64_t curl_due; /* zclock_mono ms when libcurl wants its timeout handled; -1: never */
+    delivery_t deliveries[WEBHOOKS_IN_FLIGHT];
+    int in_flight;
+    watch_t watches[WEBHOOKS_SOCKETS_MAX];
+    int n_watches;
+    int polled_db_fd; /* the database socket in the last poll items, or -1 */
 };
 
 /* The oldest pending event of each call, when it is due, claimed with a lease: a crashed
  * deliverer's claims come due again when their leases end. The pending re-check in `due` holds
- * when another deliverer settled the row after this statement's snapshot. */
+ * when another deliverer settled the row after this statement's snapshot. The account's active
+ * secrets, newest first, come along for signing. */
 static const char s_claim_sql[] =
     "WITH heads AS (SELECT DISTINCT ON (call_id) id FROM call_events WHERE delivered_at IS NULL AND failed_at IS NULL "
     "ORDER BY call_id, id), "
@@ -30,17 +64,29 @@ static const char s_claim_sql[] =
     "UPDATE call_events e SET attempts = e.attempts + 1, next_attempt_at = now() + make_interval(secs => $2) "
     "FROM due, calls c WHERE e.id = due.id AND c.id = e.call_id "
     "RETURNING e.id, c.call_state_url, json_build_object('id', e.id, 'type', e.type, 'occurred_at', "
-    "call_events_time(e.occurred_at), 'data', e.payload)::text";
+    "call_events_time(e.occurred_at), 'data', e.payload)::text, "
+    "(SELECT string_agg(secret, ' ' ORDER BY id DESC) FROM (SELECT id, secret FROM webhook_secrets s "
+    "WHERE s.account_id = e.account_id AND (s.expires_at IS NULL OR s.expires_at > now()) ORDER BY id DESC LIMIT $3) newest)";
 
-/* One attempt's outcome: logged, and the event settled or given its next try. Back-off doubles
- * from 1 s (attempt 1) and stays at 10 minutes; a failure of a day-old event is the last. */
+/* One attempt's outcome: logged (attempted_at is when the attempt started), and the event
+ * settled or given its next try. Back-off doubles from the class's first delay to its maximum;
+ * a Retry-After later than that wins; a failure of an event older than the class's give-up age
+ * is the last. A 410 Gone settles the call's URL for good: the event fails, so do the call's
+ * other pending events, and the call remembers it for the events written later. */
 static const char s_settle_sql[] =
-    "WITH log AS (INSERT INTO call_event_deliveries (event_id, http_status, error, duration_ms) VALUES ($1, $2, $3, $4)) "
+    "WITH log AS (INSERT INTO call_event_deliveries (event_id, attempted_at, http_status, error, duration_ms) "
+    "VALUES ($1, now() - make_interval(secs => $4::int / 1000.0), $2, $3, $4)), "
+    "gone AS (UPDATE calls SET call_state_gone_at = coalesce(call_state_gone_at, now()) "
+    "WHERE $7 AND id = (SELECT call_id FROM call_events WHERE id = $1)), "
+    "rest AS (UPDATE call_events SET failed_at = now(), "
+    "last_error = 'not sent: the call_state_url answered 410 Gone to event ' || $1 "
+    "WHERE $7 AND call_id = (SELECT call_id FROM call_events WHERE id = $1) AND id <> $1 "
+    "AND delivered_at IS NULL AND failed_at IS NULL) "
     "UPDATE call_events SET delivered_at = CASE WHEN $5 THEN now() END, "
-    "failed_at = CASE WHEN NOT $5 AND created_at < now() - interval '24 hours' THEN now() END, "
+    "failed_at = CASE WHEN NOT $5 AND ($7 OR created_at < now() - make_interval(secs => $10::int)) THEN now() END, "
     "last_error = CASE WHEN $5 THEN last_error ELSE $3 END, "
-    "next_attempt_at = CASE WHEN $5 THEN next_attempt_at "
-    "ELSE now() + make_interval(secs => least(power(2, least(greatest(attempts - 1, 0), 10)), 600)) END "
+    "next_attempt_at = CASE WHEN $5 OR $7 THEN next_attempt_at ELSE now() + make_interval(secs => "
+    "greatest(least(power(2, least(greatest(attempts - 1, 0), 30)) * $8::int, $9::int), coalesce($6::int, 0))) END "
     "WHERE id = $1 RETURNING failed_at IS NOT NULL";
 
 /* When the earliest head of a call comes due, in milliseconds from now (NULL: none pending). Only
@@ -50,11 +96,51 @@ static const char s_next_sql[] =
     "(call_id) id FROM call_events WHERE delivered_at IS NULL AND failed_at IS NULL ORDER BY call_id, id) AS heads USING (id)";
 
 typedef struct {
-    bool delivered;
-    long status; /* 0: no response */
+    bool delivered, gone;
+    long status;      /* 0: no response */
+    long retry_after; /* seconds a Retry-After asked for, -1: none */
     char error[256];
     int64_t duration_ms;
 } attempt_t;
+
+/* ---- libcurl's sockets and timer ------------------------------------------------------------ */
+
+static int s_on_socket(CURL *easy, curl_socket_t fd, int what, void *arg, void *socket_arg)
+{
+    webhooks_t *self = arg;
+    int i = 0;
+    while (i < self->n_watches && self->watches[i].fd != fd)
+        i++;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < self->n_watches)
+            self->watches[i] = self->watches[--self->n_watches];
+        return 0;
+    }
+    if (i == self->n_watches) {
+        if (self->n_watches == WEBHOOKS_SOCKETS_MAX) {
+            log_error("webhooks: more than %d sockets: one is not watched and its delivery will time out", WEBHOOKS_SOCKETS_MAX);
+            return 0;
+        }
+        self->n_watches++;
+    }
+    self->watches[i] = (watch_t){fd, what};
+    return 0;
+}
+
+/* libcurl may not be called back into from here: the timeout is handled by the next run. */
+static int s_on_timer(CURLM *multi, long timeout_ms, void *arg)
+{
+    webhooks_t *self = arg;
+    self->curl_due = timeout_ms < 0 ? -1 : zclock_mono() + timeout_ms;
+    return 0;
+}
+
+static size_t s_discard(char *data, size_t size, size_t n, void *arg)
+{
+    return size * n;
+}
+
+/* ---- life cycle ---------------------------------------------------------------------------- */
 
 webhooks_t *webhooks_new(const char *database_url, bool allow_private_urls)
 {
@@ -62,12 +148,37 @@ webhooks_t *webhooks_new(const char *database_url, bool allow_private_urls)
     if (self == NULL)
         return NULL;
     self->database_url = strdup(database_url);
-    if (self->database_url == NULL) {
+    self->multi = curl_multi_init();
+    if (self->database_url == NULL || self->multi == NULL) {
+        curl_multi_cleanup(self->multi);
+        free(self->database_url);
         free(self);
         return NULL;
     }
     self->allow_private = allow_private_urls;
+    self->curl_due = -1;
+    self->polled_db_fd = -1;
+    curl_multi_setopt(self->multi, CURLMOPT_SOCKETFUNCTION, s_on_socket);
+    curl_multi_setopt(self->multi, CURLMOPT_SOCKETDATA, self);
+    curl_multi_setopt(self->multi, CURLMOPT_TIMERFUNCTION, s_on_timer);
+    curl_multi_setopt(self->multi, CURLMOPT_TIMERDATA, self);
+    curl_multi_setopt(self->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)WEBHOOKS_IN_FLIGHT);
+    curl_multi_setopt(self->multi, CURLMOPT_MAXCONNECTS, (long)WEBHOOKS_IN_FLIGHT);
     return self;
+}
+
+static bool s_connected(const webhooks_t *self)
+{
+    return self->conn && PQstatus(self->conn) == CONNECTION_OK;
+}
+
+static void s_free_delivery(webhooks_t *self, delivery_t *d)
+{
+    curl_multi_remove_handle(self->multi, d->easy);
+    curl_easy_cleanup(d->easy);
+    curl_slist_free_all(d->headers);
+    memset(d, 0, sizeof(*d));
+    self->in_flight--;
 }
 
 void webhooks_destroy(webhooks_t **self_p)
@@ -75,16 +186,27 @@ void webhooks_destroy(webhooks_t **self_p)
     webhooks_t *self = *self_p;
     if (self == NULL)
         return;
+    for (int i = 0; i < WEBHOOKS_IN_FLIGHT; i++) {
+        delivery_t *d = &self->deliveries[i];
+        if (d->easy == NULL)
+            continue;
+        /* The receiver may have it already: a second copy is what webhook-id de-duplicates. */
+        const char *params[] = {d->id};
+        if (s_connected(self))
+            PQclear(PQexecParams(self->conn,
+                                 "UPDATE call_events SET attempts = attempts - 1, next_attempt_at = now() WHERE id = $1 "
+                                 "AND delivered_at IS NULL AND failed_at IS NULL",
+                                 1, NULL, params, NULL, NULL, 0));
+        s_free_delivery(self, d);
+    }
+    curl_multi_cleanup(self->multi);
     PQfinish(self->conn);
     free(self->database_url);
     free(self);
     *self_p = NULL;
 }
 
-static bool s_connected(const webhooks_t *self)
-{
-    return self->conn && PQstatus(self->conn) == CONNECTION_OK;
-}
+/* ---- the database -------------------------------------------------------------------------- */
 
 /* Connects and LISTENs; events committed while disconnected are found by the first scan. */
 static void s_connect(webhooks_t *self)
@@ -107,12 +229,7 @@ static void s_connect(webhooks_t *self)
     self->wake_at = now;
 }
 
-int webhooks_socket(webhooks_t *self)
-{
-    return s_connected(self) ? PQsocket(self->conn) : -1;
-}
-
-void webhooks_readable(webhooks_t *self)
+static void s_readable(webhooks_t *self)
 {
     if (!s_connected(self))
         return;
@@ -124,114 +241,212 @@ void webhooks_readable(webhooks_t *self)
     }
 }
 
-static size_t s_discard(char *data, size_t size, size_t n, void *arg)
+int webhooks_poll_items(webhooks_t *self, zmq_pollitem_t *items, int max)
 {
-    return size * n;
+    int n = 0;
+    self->polled_db_fd = -1;
+    if (s_connected(self) && n < max) {
+        self->polled_db_fd = PQsocket(self->conn);
+        items[n++] = (zmq_pollitem_t){NULL, self->polled_db_fd, ZMQ_POLLIN, 0};
+    }
+    for (int i = 0; i < self->n_watches && n < max; i++) {
+        short events = (short)(((self->watches[i].what & CURL_POLL_IN) ? ZMQ_POLLIN : 0) |
+                               ((self->watches[i].what & CURL_POLL_OUT) ? ZMQ_POLLOUT : 0));
+        items[n++] = (zmq_pollitem_t){NULL, self->watches[i].fd, events, 0};
+    }
+    return n;
 }
 
-static void s_post(webhooks_t *self, const char *id, const char *url, const char *body, attempt_t *attempt)
+void webhooks_poll_ready(webhooks_t *self, const zmq_pollitem_t *items, int count)
 {
-    memset(attempt, 0, sizeof(*attempt));
-    int64_t started = zclock_mono();
-    CURL *curl = curl_easy_init();
-    if (curl == NULL) {
-        snprintf(attempt->error, sizeof(attempt->error), "out of memory");
-        return;
+    for (int i = 0; i < count; i++) {
+        if (items[i].revents == 0)
+            continue;
+        if (items[i].fd == self->polled_db_fd) {
+            s_readable(self);
+            continue;
+        }
+        int mask = ((items[i].revents & ZMQ_POLLIN) ? CURL_CSELECT_IN : 0) |
+                   ((items[i].revents & ZMQ_POLLOUT) ? CURL_CSELECT_OUT : 0) |
+                   ((items[i].revents & ZMQ_POLLERR) ? CURL_CSELECT_ERR : 0);
+        int running;
+        curl_multi_socket_action(self->multi, items[i].fd, mask, &running);
     }
-    char id_header[64], time_header[64];
-    snprintf(id_header, sizeof(id_header), "Webhook-Id: %s", id);
-    snprintf(time_header, sizeof(time_header), "Webhook-Timestamp: %" PRId64, zclock_time() / 1000);
-    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-    headers = curl_slist_append(headers, id_header);
-    headers = curl_slist_append(headers, time_header);
-    netguard_curl(curl, url, (long)WEBHOOKS_TIMEOUT_MS, &self->allow_private);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_discard);
-    CURLcode rc = curl_easy_perform(curl);
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &attempt->status);
-    if (rc != CURLE_OK)
-        snprintf(attempt->error, sizeof(attempt->error), "%s", netguard_curl_error(rc, self->allow_private));
-    else if (attempt->status < 200 || attempt->status >= 300)
-        snprintf(attempt->error, sizeof(attempt->error), "HTTP %ld", attempt->status);
-    else
-        attempt->delivered = true;
-    attempt->duration_ms = zclock_mono() - started;
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
+}
+
+/* ---- one delivery -------------------------------------------------------------------------- */
+
+/* Retry-After as delay-seconds or an HTTP-date, in seconds from now within
+ * 0..WEBHOOKS_RETRY_AFTER_MAX; -1 when absent or unreadable. */
+static long s_retry_after(CURL *easy)
+{
+    struct curl_header *h;
+    if (curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+        return -1;
+    const char *v = h->value;
+    long seconds;
+    if (v[0] >= '0' && v[0] <= '9' && v[strspn(v, "0123456789")] == '\0')
+        seconds = strlen(v) > 9 ? WEBHOOKS_RETRY_AFTER_MAX : strtol(v, NULL, 10);
+    else {
+        time_t at = curl_getdate(v, NULL);
+        if (at == -1)
+            return -1;
+        seconds = at <= time(NULL) ? 0 : (long)(at - time(NULL));
+    }
+    return seconds > WEBHOOKS_RETRY_AFTER_MAX ? WEBHOOKS_RETRY_AFTER_MAX : seconds;
 }
 
 static void s_settle(webhooks_t *self, const char *id, const attempt_t *attempt)
 {
-    char status[16], duration[24];
+    if (!s_connected(self)) {
+        log_error("webhooks: event=%s outcome not recorded (it is posted again when its lease ends): no database", id);
+        return;
+    }
+    char status[16], duration[24], retry_after[24], first[16], max[16], give_up[16];
     snprintf(status, sizeof(status), "%ld", attempt->status);
     snprintf(duration, sizeof(duration), "%" PRId64, attempt->duration_ms);
-    const char *params[] = {id, attempt->status ? status : NULL, attempt->delivered ? NULL : attempt->error, duration,
-                            attempt->delivered ? "true" : "false"};
-    PGresult *res = PQexecParams(self->conn, s_settle_sql, 5, NULL, params, NULL, NULL, 0);
+    snprintf(retry_after, sizeof(retry_after), "%ld", attempt->retry_after);
+    snprintf(first, sizeof(first), "%d", s_retry_fast.first_s);
+    snprintf(max, sizeof(max), "%d", s_retry_fast.max_s);
+    snprintf(give_up, sizeof(give_up), "%d", s_retry_fast.give_up_s);
+    const char *params[] = {id,
+                            attempt->status ? status : NULL,
+                            attempt->delivered ? NULL : attempt->error,
+                            duration,
+                            attempt->delivered ? "true" : "false",
+                            attempt->retry_after >= 0 ? retry_after : NULL,
+                            attempt->gone ? "true" : "false",
+                            first,
+                            max,
+                            give_up};
+    PGresult *res = PQexecParams(self->conn, s_settle_sql, 10, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         log_error("webhooks: event=%s outcome not recorded (it is posted again when its lease ends): %s", id,
                   PQresultErrorMessage(res));
     else if (!attempt->delivered)
         log_warn("webhooks: event=%s not delivered: %s%s", id, attempt->error,
-                 PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't' ? " (a day old: given up)" : "");
+                 attempt->gone                                            ? " (the call's URL is given up)"
+                 : PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't' ? " (too old: given up)"
+                                                                          : "");
     PQclear(res);
+    /* The call's next event may be due now. */
+    self->wake_at = zclock_mono();
 }
 
-/* Gives claims back when the process must stop or the loop must serve the broker: without
- * this they would wait for their leases to end. */
-static void s_release(webhooks_t *self, PGresult *claimed, int from)
+/* A delivery that could not start is an attempt that failed at once. */
+static void s_settle_unsent(webhooks_t *self, const char *id, const char *error)
 {
-    int n = PQntuples(claimed);
-    if (from >= n)
+    attempt_t attempt = {.retry_after = -1};
+    snprintf(attempt.error, sizeof(attempt.error), "%s", error);
+    s_settle(self, id, &attempt);
+}
+
+static void s_start(webhooks_t *self, const char *id, const char *url, const char *body, const char *secrets)
+{
+    delivery_t *d = self->deliveries;
+    while (d->easy)
+        d++;
+    int64_t timestamp = zclock_time() / 1000;
+    char signature[WEBHOOK_SIGNATURES_SIZE];
+    /* Never unsigned: a delivery without a valid secret waits for one (a rotation makes one). */
+    if (secrets == NULL || webhook_sign(secrets, id, timestamp, body, strlen(body), signature, sizeof(signature)) != 0) {
+        s_settle_unsent(self, id, "not sent: the account has no valid active signing secret");
         return;
-    size_t size = (size_t)(n - from) * 21 + 3, used = 1;
-    char *ids = malloc(size);
-    if (ids == NULL)
-        return; /* the leases end by themselves */
-    ids[0] = '{';
-    for (int i = from; i < n; i++)
-        used += (size_t)snprintf(ids + used, size - used, "%s%s", i > from ? "," : "", PQgetvalue(claimed, i, 0));
-    snprintf(ids + used, size - used, "}");
-    const char *params[] = {ids};
-    PQclear(PQexecParams(self->conn,
-                         "UPDATE call_events SET attempts = attempts - 1, next_attempt_at = now() WHERE id = ANY ($1::bigint[]) "
-                         "AND delivered_at IS NULL AND failed_at IS NULL",
-                         1, NULL, params, NULL, NULL, 0));
-    free(ids);
+    }
+    char id_header[64], time_header[64], signature_header[sizeof(signature) + 32];
+    snprintf(id_header, sizeof(id_header), "webhook-id: %s", id);
+    snprintf(time_header, sizeof(time_header), "webhook-timestamp: %" PRId64, timestamp);
+    snprintf(signature_header, sizeof(signature_header), "webhook-signature: %s", signature);
+    struct curl_slist *headers = NULL;
+    /* "Expect:" keeps libcurl from waiting for a 100 Continue before larger bodies. */
+    const char *lines[] = {"Content-Type: application/json", id_header, time_header, signature_header, "Expect:"};
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        struct curl_slist *more = curl_slist_append(headers, lines[i]);
+        if (more == NULL) {
+            curl_slist_free_all(headers);
+            s_settle_unsent(self, id, "out of memory");
+            return;
+        }
+        headers = more;
+    }
+    CURL *easy = curl_easy_init();
+    if (easy == NULL) {
+        curl_slist_free_all(headers);
+        s_settle_unsent(self, id, "out of memory");
+        return;
+    }
+    netguard_curl(easy, url, (long)WEBHOOKS_TIMEOUT_MS, &self->allow_private);
+    curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, body);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, s_discard);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, d);
+    if (curl_multi_add_handle(self->multi, easy) != CURLM_OK) {
+        curl_easy_cleanup(easy);
+        curl_slist_free_all(headers);
+        s_settle_unsent(self, id, "out of memory");
+        return;
+    }
+    *d = (delivery_t){.easy = easy, .headers = headers, .started = zclock_mono()};
+    snprintf(d->id, sizeof(d->id), "%s", id);
+    self->in_flight++;
 }
 
-/* True when the pipe has a message (the actor's $TERM) or the run's time is up. */
-static bool s_must_yield(zsock_t *pipe, int64_t deadline)
+/* Settles every delivery libcurl has finished. */
+static void s_collect(webhooks_t *self)
 {
-    return zclock_mono() >= deadline || (zsock_events(pipe) & ZMQ_POLLIN);
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(self->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        delivery_t *d = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&d);
+        CURLcode rc = msg->data.result;
+        attempt_t attempt = {.retry_after = -1, .duration_ms = zclock_mono() - d->started};
+        if (rc == CURLE_OK)
+            curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &attempt.status);
+        if (rc != CURLE_OK)
+            snprintf(attempt.error, sizeof(attempt.error), "%s", netguard_curl_error(rc, self->allow_private));
+        else if (attempt.status >= 200 && attempt.status < 300)
+            attempt.delivered = true;
+        else if (attempt.status == 410) {
+            attempt.gone = true;
+            snprintf(attempt.error, sizeof(attempt.error), "HTTP 410 Gone: the receiver wants no more of this call's events");
+        } else if ((attempt.retry_after = s_retry_after(d->easy)) >= 0)
+            snprintf(attempt.error, sizeof(attempt.error), "HTTP %ld (Retry-After: %ld s)", attempt.status, attempt.retry_after);
+        else
+            snprintf(attempt.error, sizeof(attempt.error), "HTTP %ld", attempt.status);
+        char id[sizeof(d->id)];
+        snprintf(id, sizeof(id), "%s", d->id);
+        s_free_delivery(self, d);
+        s_settle(self, id, &attempt);
+    }
 }
 
-/* One batch: claim, post, settle. Posts are sequential, each bounded by WEBHOOKS_TIMEOUT_MS, and
- * none starts after the deadline; concurrent delivery (curl multi) comes with the event
- * machinery of issue 5. Returns the number of events posted, or -1 when the database failed. */
-static int s_turn(webhooks_t *self, zsock_t *pipe, int64_t deadline)
+/* ---- claiming ------------------------------------------------------------------------------ */
+
+/* Claims up to the room in flight and starts each. Returns the number claimed, -1 when the
+ * database failed. */
+static int s_claim(webhooks_t *self)
 {
-    char batch[16], lease[16];
-    snprintf(batch, sizeof(batch), "%d", WEBHOOKS_BATCH);
+    int room = WEBHOOKS_IN_FLIGHT - self->in_flight;
+    char limit[16], lease[16], secrets[16];
+    snprintf(limit, sizeof(limit), "%d", room);
     snprintf(lease, sizeof(lease), "%d", WEBHOOKS_LEASE_SECONDS);
-    const char *params[] = {batch, lease};
-    PGresult *claimed = PQexecParams(self->conn, s_claim_sql, 2, NULL, params, NULL, NULL, 0);
+    snprintf(secrets, sizeof(secrets), "%d", WEBHOOK_SECRETS_MAX);
+    const char *params[] = {limit, lease, secrets};
+    PGresult *claimed = PQexecParams(self->conn, s_claim_sql, 3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(claimed) != PGRES_TUPLES_OK) {
         log_error("webhooks: claiming events: %s", PQresultErrorMessage(claimed));
         PQclear(claimed);
         return -1;
     }
-    int n = PQntuples(claimed), posted = 0;
-    for (; posted < n && !s_must_yield(pipe, deadline); posted++) {
-        attempt_t attempt;
-        s_post(self, PQgetvalue(claimed, posted, 0), PQgetvalue(claimed, posted, 1), PQgetvalue(claimed, posted, 2), &attempt);
-        s_settle(self, PQgetvalue(claimed, posted, 0), &attempt);
-    }
-    s_release(self, claimed, posted);
+    int n = PQntuples(claimed);
+    for (int i = 0; i < n; i++)
+        s_start(self, PQgetvalue(claimed, i, 0), PQgetvalue(claimed, i, 1), PQgetvalue(claimed, i, 2),
+                PQgetisnull(claimed, i, 3) ? NULL : PQgetvalue(claimed, i, 3));
     PQclear(claimed);
-    return posted;
+    return n;
 }
 
 /* Milliseconds until the earliest pending event is due, at most WEBHOOKS_IDLE_MS. */
@@ -247,26 +462,35 @@ static int s_next_due(webhooks_t *self)
     return wait;
 }
 
-int webhooks_run(webhooks_t *self, zsock_t *pipe)
+/* libcurl's multi interface runs inside the actor's own poll (its sockets are poll items, its
+ * timer bounds the poll's timeout) rather than in curl_multi_poll with a short timeout: the loop
+ * then sleeps until something happens, the broker's requests are never held up by deliveries,
+ * and no thread is needed. */
+int webhooks_run(webhooks_t *self)
 {
-    if (!s_connected(self)) {
-        s_connect(self);
-        if (!s_connected(self))
-            return WEBHOOKS_RECONNECT_MS;
-    }
     int64_t now = zclock_mono();
-    if (now < self->wake_at)
-        return (int)(self->wake_at - now);
-    int64_t deadline = now + WEBHOOKS_RUN_MS;
-    int posted = 0;
-    while (!s_must_yield(pipe, deadline) && (posted = s_turn(self, pipe, deadline)) > 0)
-        ;
-    if (posted < 0) {
-        self->wake_at = zclock_mono() + WEBHOOKS_RECONNECT_MS;
-        return WEBHOOKS_RECONNECT_MS;
+    if (self->curl_due >= 0 && now >= self->curl_due) {
+        int running;
+        self->curl_due = -1;
+        curl_multi_socket_action(self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     }
-    /* Cut short with work left: run again at once; otherwise sleep until the next retry. */
-    int wait = posted > 0 ? 0 : s_next_due(self);
-    self->wake_at = zclock_mono() + wait;
-    return wait;
+    if (!s_connected(self))
+        s_connect(self);
+    s_collect(self);
+    now = zclock_mono();
+    int64_t next = now + WEBHOOKS_RECONNECT_MS;
+    if (s_connected(self)) {
+        if (now >= self->wake_at && self->in_flight < WEBHOOKS_IN_FLIGHT) {
+            int room = WEBHOOKS_IN_FLIGHT - self->in_flight;
+            int claimed = s_claim(self);
+            /* A full claim may have left more due: claim again as soon as there is room (a
+             * settle wakes it too); otherwise sleep until the next retry. */
+            self->wake_at = zclock_mono() + (claimed < 0 ? WEBHOOKS_RECONNECT_MS : claimed == room ? 0 : s_next_due(self));
+        }
+        next = self->in_flight < WEBHOOKS_IN_FLIGHT ? self->wake_at : now + WEBHOOKS_IDLE_MS;
+    }
+    if (self->curl_due >= 0 && self->curl_due < next)
+        next = self->curl_due;
+    now = zclock_mono();
+    return next <= now ? 0 : (int)(next - now);
 }

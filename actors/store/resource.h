@@ -134,6 +134,10 @@ struct resource_def {
     const char *create_alias;
     /* Replaces the generic create, for bodies that are not fields (an audio upload). */
     void (*create)(resource_call_t *call);
+    /* Replace the generic list and read, for rows that are not fields (the event log, paged by a
+     * cursor rather than by page numbers). */
+    void (*list)(resource_call_t *call);
+    void (*read)(resource_call_t *call);
     /* Optional: called inside the write transaction after an insert or update succeeded, with
      * the new row's id in call->ids[call->id_count - 1]. 0, or -1 after filling call->reply. */
     int (*after_write)(resource_call_t *call);
@@ -145,6 +149,8 @@ extern const resource_def_t *const resource_defs[];
 /** Resource definitions (one file each). */
 extern const resource_def_t res_lists, res_list_import_errors, res_numbers, res_leads;
 extern const resource_def_t res_calls;
+extern const resource_def_t res_events;
+extern const resource_def_t res_webhook_secrets;
 extern const resource_def_t res_campaigns, res_messages, res_scripts, res_script_texts, res_questions, res_possible_responses,
     res_notes, res_transfers, res_custom_fields, res_caller_groups, res_callers, res_blocked_numbers;
 

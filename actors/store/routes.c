@@ -147,7 +147,7 @@ static void s_dispatch_resource(resource_call_t *call, const match_t *m)
     switch (m->kind) {
     case MATCH_COLLECTION:
         if (s_method_is(req, "GET"))
-            resource_list(call);
+            m->def->list ? m->def->list(call) : resource_list(call);
         else if (m->def->read_only)
             s_not_allowed(req, call->reply, "GET, HEAD");
         else if (s_method_is(req, "POST") && m->def->create)
@@ -165,7 +165,7 @@ static void s_dispatch_resource(resource_call_t *call, const match_t *m)
         return;
     case MATCH_ITEM:
         if (s_method_is(req, "GET"))
-            resource_read(call);
+            m->def->read ? m->def->read(call) : resource_read(call);
         else if (m->def->read_only || m->def->append_only)
             s_not_allowed(req, call->reply, "GET, HEAD");
         else if (!m->def->no_update && (s_method_is(req, "PATCH") || s_method_is(req, "PUT")))
