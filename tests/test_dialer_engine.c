@@ -509,6 +509,30 @@ static void test_preview_skip_returns_the_number(void **state)
     harness_destroy(&h);
 }
 
+/* A number blocked while a Preview caller looks at it is taken away and replaced; nobody else's is. */
+static void test_preview_number_blocked_meanwhile_is_withdrawn(void **state)
+{
+    harness_t *h = harness_new(NULL, DIAL_PREVIEW, NULL, false);
+    engine_caller_join(h->engine, 1, 0);
+    engine_caller_join(h->engine, 2, 0);
+    uint64_t held[4];
+    assert_int_equal(engine_preview_numbers(h->engine, held, 4), 2);
+    uint64_t blocked = held[0], kept = held[1];
+    assert_int_equal(engine_withdraw_number(h->engine, 999, S(1)), 0); /* nobody has it */
+    assert_int_equal(engine_withdraw_number(h->engine, blocked, S(1)), 1);
+    assert_int_equal(h->returned, 1);
+    assert_int_equal(engine_preview_numbers(h->engine, held, 4), 2);
+    assert_true(held[0] != blocked && held[1] != blocked);
+    assert_true(held[0] == kept || held[1] == kept);
+    /* both callers can still dial, and the blocked number is never dialed */
+    assert_int_equal(engine_preview_dial(h->engine, 1, S(2)), 0);
+    assert_int_equal(engine_preview_dial(h->engine, 2, S(2)), 0);
+    for (int i = 0; i < h->n_events; i++)
+        if (h->events[i].type == ENGINE_CALL_DIALING)
+            assert_true(h->events[i].number_id != blocked);
+    harness_destroy(&h);
+}
+
 static void test_predictive_stays_under_its_cap(void **state)
 {
     harness_t *h = harness_new((const char *[]){"talk_mean=120", NULL}, DIAL_PREDICTIVE, pacing_predictive_new(NULL), false);
@@ -602,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_refused_bridge_frees_the_caller),
         cmocka_unit_test(test_power_and_preview_never_abandon),
         cmocka_unit_test(test_preview_skip_returns_the_number),
+        cmocka_unit_test(test_preview_number_blocked_meanwhile_is_withdrawn),
         cmocka_unit_test(test_predictive_stays_under_its_cap),
         cmocka_unit_test(test_predictive_pays_back_an_abandon_history),
         cmocka_unit_test(test_calls_per_second_cap),

@@ -386,6 +386,25 @@ static void s_on_status(dialer_t *self, const char *status)
     }
 }
 
+static int s_withdraw(void *ctx, uint64_t number_id, int64_t now_us)
+{
+    dialer_t *self = ctx;
+    return engine_withdraw_number(self->engine, number_id, now_us);
+}
+
+/* Blocked numbers are never dialed: the queue and what Preview callers are looking at are checked
+ * again whenever numbers are blocked. */
+static void s_recheck_blocked(dialer_t *self)
+{
+    size_t previewing = engine_counts(self->engine)->preview;
+    uint64_t *held = previewing ? calloc(previewing, sizeof(*held)) : NULL;
+    size_t n = held ? engine_preview_numbers(self->engine, held, previewing) : 0;
+    if (previewing && held == NULL)
+        log_warn("out of memory: the numbers Preview callers look at are not re-checked");
+    numbers_recheck_blocked(self->numbers, held, n, s_withdraw, self);
+    free(held);
+}
+
 static void s_notifications(dialer_t *self)
 {
     PGnotify *n;
@@ -395,7 +414,7 @@ static void s_notifications(dialer_t *self)
         if (strcmp(n->relname, "campaign_status") == 0 && id == self->args->campaign_id && end && *end == ':')
             s_on_status(self, end + 1);
         else if (strcmp(n->relname, "blocked_numbers") == 0 && id == self->campaign.account_id && end && *end == '\0')
-            numbers_recheck_blocked(self->numbers);
+            s_recheck_blocked(self);
         PQfreemem(n);
     }
 }

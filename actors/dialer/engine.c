@@ -835,6 +835,32 @@ int engine_preview_skip(engine_t *self, uint64_t caller_id, int64_t now)
     return 0;
 }
 
+size_t engine_preview_numbers(const engine_t *self, uint64_t *number_ids, size_t max)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < self->n_callers && n < max; i++) {
+        const caller_t *caller = self->callers[i];
+        if (caller->state == CALLER_PREVIEW && caller->has_preview)
+            number_ids[n++] = caller->preview.number_id;
+    }
+    return n;
+}
+
+int engine_withdraw_number(engine_t *self, uint64_t number_id, int64_t now)
+{
+    for (uint32_t i = 0; i < self->n_callers; i++) {
+        caller_t *caller = self->callers[i];
+        if (caller->state != CALLER_PREVIEW || !caller->has_preview || caller->preview.number_id != number_id)
+            continue;
+        caller->has_preview = false;
+        if (self->hooks.return_number)
+            self->hooks.return_number(self->hooks.ctx, &caller->preview);
+        offer_preview(self, caller, now);
+        return 1;
+    }
+    return 0;
+}
+
 static void retry_previews(engine_t *self, int64_t now)
 {
     for (uint32_t i = 0; i < self->n_callers; i++) {

@@ -130,6 +130,14 @@ int engine_caller_disposition(engine_t *self, uint64_t caller_id, bool person, i
 int engine_preview_dial(engine_t *self, uint64_t caller_id, int64_t now_us);
 int engine_preview_skip(engine_t *self, uint64_t caller_id, int64_t now_us);
 
+/* The numbers Preview callers are looking at (at most `max`), for a re-check against blocked
+ * numbers: a caller may look at a contact for minutes before dialing. Returns how many. */
+size_t engine_preview_numbers(const engine_t *self, uint64_t *number_ids, size_t max);
+
+/* A number that must not be dialed (blocked since it was claimed): the caller previewing it is
+ * offered the next one and the number goes back. 1 when a caller had it, else 0. */
+int engine_withdraw_number(engine_t *self, uint64_t number_id, int64_t now_us);
+
 /* Stops placing new calls (calls in flight finish normally), or resumes. */
 void engine_pause(engine_t *self, bool paused, int64_t now_us);
 

@@ -37,8 +37,10 @@ struct numbers_t {
     int64_t next_refill_ms;
     bool starved; /* the engine asked and found nothing */
     claim_stage_t stage;
-    int want, got; /* of the claim in progress */
-    bool failed;   /* a statement failed since numbers_sync last said so */
+    int want, got;                 /* of the claim in progress */
+    bool failed;                   /* a statement failed since numbers_sync last said so */
+    numbers_withdraw_fn *withdraw; /* of the re-check in flight: for blocked numbers held elsewhere */
+    void *withdraw_ctx;
 };
 
 /* A release in flight: its ids are remembered again if it fails. */
@@ -328,9 +330,9 @@ int numbers_sync(numbers_t *self)
     return rc;
 }
 
-/* Drops the queued numbers the answer names; the queue may have moved on meanwhile, so each is
- * looked up again (one taken since was dialed before the block reached this dialer, as it
- * would have been a moment earlier). */
+/* Drops the queued numbers the answer names and has the others (held by Preview callers)
+ * withdrawn; the queue may have moved on meanwhile, so each is looked up again (one taken since
+ * was dialed before the block reached this dialer, as it would have been a moment earlier). */
 static void s_on_rechecked(void *ctx, const PGresult *res, int64_t now_us)
 {
     numbers_t *self = ctx;
@@ -341,27 +343,33 @@ static void s_on_rechecked(void *ctx, const PGresult *res, int64_t now_us)
     }
     for (int r = 0; r < PQntuples(res); r++) {
         uint64_t blocked = strtoull(PQgetvalue(res, r, 0), NULL, 10);
-        for (size_t i = 0; i < self->count; i++) {
+        bool queued = false;
+        for (size_t i = 0; i < self->count && !queued; i++) {
             queued_t *q = &self->queue[self->head + i];
             if (q->number.number_id != blocked)
                 continue;
-            log_info("number=%" PRIu64 " blocked after it was claimed: not dialed", blocked);
+            queued = true;
             s_remember_return(self, blocked);
             memmove(q, q + 1, (self->count - i - 1) * sizeof(*q));
             self->count--;
-            break;
         }
+        if (queued || (self->withdraw && self->withdraw(self->withdraw_ctx, blocked, now_us) > 0))
+            log_info("number=%" PRIu64 " blocked after it was claimed: not dialed", blocked);
     }
 }
 
-int numbers_recheck_blocked(numbers_t *self)
+int numbers_recheck_blocked(numbers_t *self, const uint64_t *held, size_t n_held, numbers_withdraw_fn *withdraw, void *ctx)
 {
-    if (self->count == 0)
+    if (self->count == 0 && n_held == 0)
         return 0;
+    self->withdraw = withdraw;
+    self->withdraw_ctx = ctx;
     pgarray_t ids;
     pgarray_init(&ids);
     for (size_t i = 0; i < self->count; i++)
         pgarray_int(&ids, (int64_t)self->queue[self->head + i].number.number_id);
+    for (size_t i = 0; i < n_held; i++)
+        pgarray_int(&ids, (int64_t)held[i]);
     const char *params[] = {pgarray_finish(&ids)};
     int rc = params[0]
                  ? dbq_send(self->db, "SELECT id FROM numbers WHERE id = ANY($1::bigint[]) AND (blocked OR removed_at IS NOT NULL)",

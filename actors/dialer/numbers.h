@@ -11,8 +11,8 @@
  * Claimed numbers wait in memory until the engine takes them. Each remembers when its calling
  * window closes, and one taken after that goes back instead. A number blocked after its batch
  * was claimed is dropped when numbers_recheck_blocked runs (on the blocked_numbers
- * notification). Numbers given back (by the engine, or all of them on a clean stop) are
- * released in the database with their dial state rebuilt from call_attempts.
+ * notification), and so is one a Preview caller is looking at. Numbers given back (by the engine, or all of them on a clean stop)
+ * are released in the database with their dial state rebuilt from call_attempts.
  */
 #ifndef IMPACT_DIALER_NUMBERS_H
 #define IMPACT_DIALER_NUMBERS_H
@@ -49,9 +49,13 @@ void numbers_give_back(numbers_t *self, const engine_number_t *number);
  */
 int numbers_sync(numbers_t *self);
 
-/** Asks which queued numbers were blocked or removed since they were claimed; the answer drops
- *  (and releases) them. 0 or -1. */
-int numbers_recheck_blocked(numbers_t *self);
+/* Withdraws a blocked number held outside the queue (by a Preview caller); returns 1 if it was held. */
+typedef int(numbers_withdraw_fn)(void *ctx, uint64_t number_id, int64_t now_us);
+
+/** Asks which queued numbers, and which of the `held` ones taken from the queue but not yet
+ *  dialed, were blocked or removed since they were claimed. The answer drops (and releases) the
+ *  queued ones and passes the held ones to `withdraw`. 0 or -1. */
+int numbers_recheck_blocked(numbers_t *self, const uint64_t *held, size_t n_held, numbers_withdraw_fn *withdraw, void *ctx);
 
 /** On a clean stop: releases every queued and given-back number, waiting for the statement
  *  queue. 0 or -1. */
