@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <czmq.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,12 +56,14 @@ struct webhooks_t {
 /* The oldest pending event of each call, when it is due, claimed with a lease: a crashed
  * deliverer's claims come due again when their leases end. The pending re-check in `due` holds
  * when another deliverer settled the row after this statement's snapshot. The account's active
- * secrets, newest first, come along for signing. */
+ * secrets, newest first, come along for signing. The heads are computed once (MATERIALIZED):
+ * right after a burst of inserts the planner's statistics say the outbox is nearly empty, and it
+ * would otherwise re-run the DISTINCT ON for every candidate row, quadratic in pending events. */
 static const char s_claim_sql[] =
-    "WITH heads AS (SELECT DISTINCT ON (call_id) id FROM call_events WHERE delivered_at IS NULL AND failed_at IS NULL "
-    "ORDER BY call_id, id), "
-    "due AS (SELECT e.id FROM call_events e JOIN heads USING (id) WHERE e.next_attempt_at <= now() AND e.delivered_at IS NULL "
-    "AND e.failed_at IS NULL ORDER BY e.id LIMIT $1 FOR UPDATE OF e SKIP LOCKED) "
+    "WITH heads AS MATERIALIZED (SELECT DISTINCT ON (call_id) id, next_attempt_at FROM call_events "
+    "WHERE delivered_at IS NULL AND failed_at IS NULL ORDER BY call_id, id), "
+    "due AS (SELECT e.id FROM call_events e WHERE e.id IN (SELECT id FROM heads WHERE next_attempt_at <= now() ORDER BY id "
+    "LIMIT $1) AND e.delivered_at IS NULL AND e.failed_at IS NULL FOR UPDATE OF e SKIP LOCKED) "
     "UPDATE call_events e SET attempts = e.attempts + 1, next_attempt_at = now() + make_interval(secs => $2) "
     "FROM due, calls c WHERE e.id = due.id AND c.id = e.call_id "
     "RETURNING e.id, c.call_state_url, json_build_object('id', e.id, 'type', e.type, 'occurred_at', "
@@ -68,26 +71,32 @@ static const char s_claim_sql[] =
     "(SELECT string_agg(secret, ' ' ORDER BY id DESC) FROM (SELECT id, secret FROM webhook_secrets s "
     "WHERE s.account_id = e.account_id AND (s.expires_at IS NULL OR s.expires_at > now()) ORDER BY id DESC LIMIT $3) newest)";
 
-/* One attempt's outcome: logged (attempted_at is when the attempt started), and the event
- * settled or given its next try. Back-off doubles from the class's first delay to its maximum;
- * a Retry-After later than that wins; a failure of an event older than the class's give-up age
- * is the last. A 410 Gone settles the call's URL for good: the event fails, so do the call's
- * other pending events, and the call remembers it for the events written later. */
+/* The outcomes of a batch of attempts (a JSON array, one object per attempt), in one statement:
+ * each logged (attempted_at is when the attempt started), and its event settled or given its next
+ * try. Back-off doubles from the class's first delay to its maximum; a Retry-After later than
+ * that wins; a failure of an event older than the class's give-up age is the last. A 410 Gone
+ * settles the call's URL for good: the event fails, so do the call's other pending events, and
+ * the call remembers it for the events written later. One statement per batch, because a
+ * round trip per delivery, not the network, was what bounded the deliveries per second. No two
+ * attempts of a batch share a call (a call has one event in flight), so the updates never meet. */
 static const char s_settle_sql[] =
-    "WITH log AS (INSERT INTO call_event_deliveries (event_id, attempted_at, http_status, error, duration_ms) "
-    "VALUES ($1, now() - make_interval(secs => $4::int / 1000.0), $2, $3, $4)), "
+    "WITH a AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS a(id bigint, status int, error text, duration int, "
+    "delivered bool, retry_after int, gone bool)), "
+    "log AS (INSERT INTO call_event_deliveries (event_id, attempted_at, http_status, error, duration_ms) "
+    "SELECT id, now() - make_interval(secs => duration / 1000.0), status, error, duration FROM a), "
+    "gone_calls AS (SELECT e.call_id, a.id FROM a JOIN call_events e ON e.id = a.id WHERE a.gone), "
     "gone AS (UPDATE calls SET call_state_gone_at = coalesce(call_state_gone_at, now()) "
-    "WHERE $7 AND id = (SELECT call_id FROM call_events WHERE id = $1)), "
-    "rest AS (UPDATE call_events SET failed_at = now(), "
-    "last_error = 'not sent: the call_state_url answered 410 Gone to event ' || $1 "
-    "WHERE $7 AND call_id = (SELECT call_id FROM call_events WHERE id = $1) AND id <> $1 "
-    "AND delivered_at IS NULL AND failed_at IS NULL) "
-    "UPDATE call_events SET delivered_at = CASE WHEN $5 THEN now() END, "
-    "failed_at = CASE WHEN NOT $5 AND ($7 OR created_at < now() - make_interval(secs => $10::int)) THEN now() END, "
-    "last_error = CASE WHEN $5 THEN last_error ELSE $3 END, "
-    "next_attempt_at = CASE WHEN $5 OR $7 THEN next_attempt_at ELSE now() + make_interval(secs => "
-    "greatest(least(power(2, least(greatest(attempts - 1, 0), 30)) * $8::int, $9::int), coalesce($6::int, 0))) END "
-    "WHERE id = $1 RETURNING failed_at IS NOT NULL";
+    "WHERE id IN (SELECT call_id FROM gone_calls)), "
+    "rest AS (UPDATE call_events r SET failed_at = now(), "
+    "last_error = 'not sent: the call_state_url answered 410 Gone to event ' || g.id "
+    "FROM gone_calls g WHERE r.call_id = g.call_id AND r.id <> g.id AND r.delivered_at IS NULL AND r.failed_at IS NULL) "
+    "UPDATE call_events e SET delivered_at = CASE WHEN a.delivered THEN now() END, "
+    "failed_at = CASE WHEN NOT a.delivered AND (a.gone OR e.created_at < now() - make_interval(secs => $4::int)) "
+    "THEN now() END, "
+    "last_error = CASE WHEN a.delivered THEN e.last_error ELSE a.error END, "
+    "next_attempt_at = CASE WHEN a.delivered OR a.gone THEN e.next_attempt_at ELSE now() + make_interval(secs => "
+    "greatest(least(power(2, least(greatest(e.attempts - 1, 0), 30)) * $2::int, $3::int), coalesce(a.retry_after, 0))) END "
+    "FROM a WHERE e.id = a.id RETURNING e.id, e.failed_at IS NOT NULL";
 
 /* When the earliest head of a call comes due, in milliseconds from now (NULL: none pending). Only
  * heads count: the events queued behind one in back-off are due but may not be sent. */
@@ -217,7 +226,12 @@ static void s_connect(webhooks_t *self)
     self->connect_at = now + WEBHOOKS_RECONNECT_MS;
     PQfinish(self->conn);
     self->conn = PQconnectdb(self->database_url);
-    PGresult *res = PQstatus(self->conn) == CONNECTION_OK ? PQexec(self->conn, "LISTEN call_events") : NULL;
+    /* Claims and settles do not wait for the WAL to reach the disk: a crash can lose the last
+     * fraction of a second of them, which sends those events again (at least once, deduplicated
+     * by webhook-id), never loses one. Waiting for every settle's flush would bound deliveries
+     * at one per disk flush. */
+    PGresult *res =
+        PQstatus(self->conn) == CONNECTION_OK ? PQexec(self->conn, "SET synchronous_commit = off; LISTEN call_events") : NULL;
     bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     if (!ok) {
@@ -296,49 +310,74 @@ static long s_retry_after(CURL *easy)
     return seconds > WEBHOOKS_RETRY_AFTER_MAX ? WEBHOOKS_RETRY_AFTER_MAX : seconds;
 }
 
-static void s_settle(webhooks_t *self, const char *id, const attempt_t *attempt)
+static json_t *s_outcome(const char *id, const attempt_t *attempt)
 {
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer(strtoll(id, NULL, 10)));
+    json_object_set_new(o, "status", attempt->status ? json_integer(attempt->status) : json_null());
+    json_object_set_new(o, "error", attempt->delivered ? json_null() : json_string(attempt->error));
+    json_object_set_new(o, "duration", json_integer(attempt->duration_ms));
+    json_object_set_new(o, "delivered", json_boolean(attempt->delivered));
+    json_object_set_new(o, "retry_after", attempt->retry_after >= 0 ? json_integer(attempt->retry_after) : json_null());
+    json_object_set_new(o, "gone", json_boolean(attempt->gone));
+    return o;
+}
+
+/* Records the outcomes of `n` attempts (ids[i], attempts[i]) in one statement. */
+static void s_settle(webhooks_t *self, char (*ids)[24], const attempt_t *attempts, int n)
+{
+    if (n == 0)
+        return;
+    /* Whatever happens to the record, the calls' next events may be due now. */
+    self->wake_at = zclock_mono();
     if (!s_connected(self)) {
-        log_error("webhooks: event=%s outcome not recorded (it is posted again when its lease ends): no database", id);
+        log_error("webhooks: %d outcomes not recorded (posted again when their leases end): no database", n);
         return;
     }
-    char status[16], duration[24], retry_after[24], first[16], max[16], give_up[16];
-    snprintf(status, sizeof(status), "%ld", attempt->status);
-    snprintf(duration, sizeof(duration), "%" PRId64, attempt->duration_ms);
-    snprintf(retry_after, sizeof(retry_after), "%ld", attempt->retry_after);
+    json_t *batch = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(batch, s_outcome(ids[i], &attempts[i]));
+    char *text = json_dumps(batch, JSON_COMPACT);
+    json_decref(batch);
+    if (text == NULL) {
+        log_error("webhooks: %d outcomes not recorded (posted again when their leases end): out of memory", n);
+        return;
+    }
+    char first[16], max[16], give_up[16];
     snprintf(first, sizeof(first), "%d", s_retry_fast.first_s);
     snprintf(max, sizeof(max), "%d", s_retry_fast.max_s);
     snprintf(give_up, sizeof(give_up), "%d", s_retry_fast.give_up_s);
-    const char *params[] = {id,
-                            attempt->status ? status : NULL,
-                            attempt->delivered ? NULL : attempt->error,
-                            duration,
-                            attempt->delivered ? "true" : "false",
-                            attempt->retry_after >= 0 ? retry_after : NULL,
-                            attempt->gone ? "true" : "false",
-                            first,
-                            max,
-                            give_up};
-    PGresult *res = PQexecParams(self->conn, s_settle_sql, 10, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        log_error("webhooks: event=%s outcome not recorded (it is posted again when its lease ends): %s", id,
-                  PQresultErrorMessage(res));
-    else if (!attempt->delivered)
-        log_warn("webhooks: event=%s not delivered: %s%s", id, attempt->error,
-                 attempt->gone                                            ? " (the call's URL is given up)"
-                 : PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't' ? " (too old: given up)"
-                                                                          : "");
+    const char *params[] = {text, first, max, give_up};
+    PGresult *res = PQexecParams(self->conn, s_settle_sql, 4, NULL, params, NULL, NULL, 0);
+    free(text);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_error("webhooks: %d outcomes not recorded (posted again when their leases end): %s", n, PQresultErrorMessage(res));
+        PQclear(res);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (attempts[i].delivered)
+            continue;
+        bool given_up = false;
+        for (int r = 0; r < PQntuples(res); r++)
+            if (strcmp(PQgetvalue(res, r, 0), ids[i]) == 0)
+                given_up = PQgetvalue(res, r, 1)[0] == 't';
+        log_warn("webhooks: event=%s not delivered: %s%s", ids[i], attempts[i].error,
+                 attempts[i].gone ? " (the call's URL is given up)"
+                 : given_up       ? " (too old: given up)"
+                                  : "");
+    }
     PQclear(res);
-    /* The call's next event may be due now. */
-    self->wake_at = zclock_mono();
 }
 
 /* A delivery that could not start is an attempt that failed at once. */
 static void s_settle_unsent(webhooks_t *self, const char *id, const char *error)
 {
     attempt_t attempt = {.retry_after = -1};
+    char ids[1][24];
     snprintf(attempt.error, sizeof(attempt.error), "%s", error);
-    s_settle(self, id, &attempt);
+    snprintf(ids[0], sizeof(ids[0]), "%s", id);
+    s_settle(self, ids, &attempt, 1);
 }
 
 static void s_start(webhooks_t *self, const char *id, const char *url, const char *body, const char *secrets)
@@ -391,36 +430,40 @@ static void s_start(webhooks_t *self, const char *id, const char *url, const cha
     self->in_flight++;
 }
 
-/* Settles every delivery libcurl has finished. */
+/* Settles every delivery libcurl has finished, in one statement. */
 static void s_collect(webhooks_t *self)
 {
+    char ids[WEBHOOKS_IN_FLIGHT][24];
+    attempt_t attempts[WEBHOOKS_IN_FLIGHT];
+    int n = 0;
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(self->multi, &left)) != NULL) {
+    while (n < WEBHOOKS_IN_FLIGHT && (msg = curl_multi_info_read(self->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         delivery_t *d = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&d);
         CURLcode rc = msg->data.result;
-        attempt_t attempt = {.retry_after = -1, .duration_ms = zclock_mono() - d->started};
+        attempt_t *a = &attempts[n];
+        *a = (attempt_t){.retry_after = -1, .duration_ms = zclock_mono() - d->started};
         if (rc == CURLE_OK)
-            curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &attempt.status);
+            curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &a->status);
         if (rc != CURLE_OK)
-            snprintf(attempt.error, sizeof(attempt.error), "%s", netguard_curl_error(rc, self->allow_private));
-        else if (attempt.status >= 200 && attempt.status < 300)
-            attempt.delivered = true;
-        else if (attempt.status == 410) {
-            attempt.gone = true;
-            snprintf(attempt.error, sizeof(attempt.error), "HTTP 410 Gone: the receiver wants no more of this call's events");
-        } else if ((attempt.retry_after = s_retry_after(d->easy)) >= 0)
-            snprintf(attempt.error, sizeof(attempt.error), "HTTP %ld (Retry-After: %ld s)", attempt.status, attempt.retry_after);
+            snprintf(a->error, sizeof(a->error), "%s", netguard_curl_error(rc, self->allow_private));
+        else if (a->status >= 200 && a->status < 300)
+            a->delivered = true;
+        else if (a->status == 410) {
+            a->gone = true;
+            snprintf(a->error, sizeof(a->error), "HTTP 410 Gone: the receiver wants no more of this call's events");
+        } else if ((a->retry_after = s_retry_after(d->easy)) >= 0)
+            snprintf(a->error, sizeof(a->error), "HTTP %ld (Retry-After: %ld s)", a->status, a->retry_after);
         else
-            snprintf(attempt.error, sizeof(attempt.error), "HTTP %ld", attempt.status);
-        char id[sizeof(d->id)];
-        snprintf(id, sizeof(id), "%s", d->id);
+            snprintf(a->error, sizeof(a->error), "HTTP %ld", a->status);
+        snprintf(ids[n], sizeof(ids[n]), "%s", d->id);
         s_free_delivery(self, d);
-        s_settle(self, id, &attempt);
+        n++;
     }
+    s_settle(self, ids, attempts, n);
 }
 
 /* ---- claiming ------------------------------------------------------------------------------ */
