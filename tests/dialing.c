@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,4 +105,78 @@ void test_move_into_calling_hours(PGconn *db, int64_t campaign)
         snprintf(zone, sizeof(zone), "Etc/GMT%+d", -offset); /* POSIX sign: Etc/GMT-3 is UTC+3 */
     snprintf(sql, sizeof(sql), "UPDATE numbers SET time_zones = ARRAY['%s'] WHERE campaign_id = %" PRId64, zone, campaign);
     test_db_exec(db, sql);
+}
+
+void test_process(test_dialing_t *t, const char *name, int *pid, int *restarts, char *state, size_t state_size)
+{
+    test_request_t req = {.method = "GET", .path = "/v1/health"};
+    test_reply_t reply;
+    *pid = 0;
+    *restarts = 0;
+    state[0] = '\0';
+    if (test_http(t->server, &req, &reply) != CURLE_OK)
+        return;
+    json_t *doc = test_reply_json(&reply);
+    test_reply_free(&reply);
+    json_t *process;
+    size_t i;
+    json_array_foreach(json_object_get(doc, "processes"), i, process)
+    {
+        const char *n = json_string_value(json_object_get(process, "name"));
+        if (n && strcmp(n, name) == 0) {
+            *pid = (int)json_integer_value(json_object_get(process, "pid"));
+            *restarts = (int)json_integer_value(json_object_get(process, "restarts"));
+            snprintf(state, state_size, "%s", json_string_value(json_object_get(process, "state")));
+        }
+    }
+    json_decref(doc);
+}
+
+int test_wait_process(test_dialing_t *t, const char *name, int not_pid)
+{
+    for (int i = 0; i < 600; i++) {
+        int pid, restarts;
+        char state[32];
+        test_process(t, name, &pid, &restarts, state, sizeof(state));
+        if (pid > 0 && pid != not_pid && strcmp(state, "running") == 0)
+            return pid;
+        usleep(100000);
+    }
+    test_server_dump_log(t->server);
+    fail_msg("process %s never came up", name);
+    return 0;
+}
+
+int64_t test_campaign_create(test_dialing_t *t, const char *name, const char *dialer_type)
+{
+    char body[256];
+    snprintf(body, sizeof(body), "{\"name\": \"%s\", \"dialer_type\": \"%s\", \"from\": \"(212) 555-0142\"}", name, dialer_type);
+    json_t *c = test_call(t->server, t->server->key, t->server->auth, "POST", "/v1/campaigns", "application/json", body, 0, 201);
+    int64_t id = json_integer_value(json_object_get(c, "id"));
+    json_decref(c);
+    return id;
+}
+
+void test_campaign_import(test_dialing_t *t, int64_t campaign, int count)
+{
+    char body[256], path[96];
+    snprintf(body, sizeof(body),
+             "{\"name\": \"Dialer list %" PRId64 "\", \"campaign_id\": %" PRId64 ", \"column_map\": {\"phone\": \"phone\"}}",
+             campaign, campaign);
+    json_t *list = test_call(t->server, t->server->key, t->server->auth, "POST", "/v1/lists", "application/json", body, 0, 201);
+    int64_t id = json_integer_value(json_object_get(list, "id"));
+    json_decref(list);
+    size_t size = 16 + count * 16;
+    char *csv = malloc(size), *p = csv;
+    p += sprintf(p, "phone\n");
+    for (int i = 0; i < count; i++)
+        p += sprintf(p, "+1212555%04d\n", 1000 + i);
+    snprintf(path, sizeof(path), "/v1/lists/%" PRId64 "/upload?part=1", id);
+    json_decref(test_call(t->server, t->server->key, t->server->auth, "POST", path, "text/csv", csv, (size_t)(p - csv), 200));
+    free(csv);
+    snprintf(path, sizeof(path), "/v1/lists/%" PRId64 "/import", id);
+    json_decref(test_call(t->server, t->server->key, t->server->auth, "POST", path, NULL, NULL, 0, 202));
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM numbers WHERE campaign_id = %" PRId64, campaign);
+    test_db_wait_at_least(t, sql, count, 120);
 }

@@ -40,6 +40,20 @@ void test_db_exec(PGconn *db, const char *sql);
 int64_t test_db_wait_at_least(test_dialing_t *t, const char *sql, int64_t want, int seconds);
 void test_db_wait_equal(test_dialing_t *t, const char *sql, int64_t want, int seconds);
 
+/** The process `name` ("fanout", "dialer:42") in /v1/health: *pid (0 when there is none), its
+ *  restarts and state. */
+void test_process(test_dialing_t *t, const char *name, int *pid, int *restarts, char *state, size_t state_size);
+
+/** Waits until `name` runs with a pid other than `not_pid` (0: any) and returns its pid. */
+int test_wait_process(test_dialing_t *t, const char *name, int not_pid);
+
+/** A campaign made through the API, with a caller id; returns its id. */
+int64_t test_campaign_create(test_dialing_t *t, const char *name, const char *dialer_type);
+
+/** Uploads and imports `count` numbers (+1212555xxxx) into the campaign through the API, and
+ *  waits until they are in. */
+void test_campaign_import(test_dialing_t *t, int64_t campaign, int count);
+
 /**
  * Calling hours are judged in each number's zone on the real clock: gives the campaign's
  * numbers the fixed-offset zone where it is now about two in the afternoon.

@@ -39,83 +39,19 @@ static json_t *s_call(const char *method, const char *path, const char *content_
     return test_call(g.server, g.server->key, g.server->auth, method, path, content_type, body, len, want);
 }
 
-/* One integer from the test database. */
-/* The dialer's entry in /v1/health: its pid and restarts, or pid 0 when there is none. */
+/* The campaign's dialer in /v1/health: its pid (0 when there is none), restarts and state. */
 static void s_dialer_process(int64_t campaign, int *pid, int *restarts, char *state, size_t state_size)
 {
     char name[48];
     snprintf(name, sizeof(name), "dialer:%" PRId64, campaign);
-    test_request_t req = {.method = "GET", .path = "/v1/health"};
-    test_reply_t reply;
-    *pid = 0;
-    *restarts = 0;
-    state[0] = '\0';
-    if (test_http(g.server, &req, &reply) != CURLE_OK)
-        return;
-    json_t *doc = test_reply_json(&reply);
-    test_reply_free(&reply);
-    json_t *process;
-    size_t i;
-    json_array_foreach(json_object_get(doc, "processes"), i, process)
-    {
-        const char *n = json_string_value(json_object_get(process, "name"));
-        if (n && strcmp(n, name) == 0) {
-            *pid = (int)json_integer_value(json_object_get(process, "pid"));
-            *restarts = (int)json_integer_value(json_object_get(process, "restarts"));
-            snprintf(state, state_size, "%s", json_string_value(json_object_get(process, "state")));
-        }
-    }
-    json_decref(doc);
+    test_process(&g, name, pid, restarts, state, state_size);
 }
 
-/* Waits until the dialer runs with a pid other than `not_pid`; returns its pid. */
 static int s_wait_dialer(int64_t campaign, int not_pid)
 {
-    for (int i = 0; i < 600; i++) {
-        int pid, restarts;
-        char state[32];
-        s_dialer_process(campaign, &pid, &restarts, state, sizeof(state));
-        if (pid > 0 && pid != not_pid && strcmp(state, "running") == 0)
-            return pid;
-        usleep(100000);
-    }
-    test_server_dump_log(g.server);
-    fail_msg("no dialer for campaign %" PRId64 " came up", campaign);
-    return 0;
-}
-
-static int64_t s_make_campaign(const char *name, const char *dialer_type)
-{
-    char body[256];
-    snprintf(body, sizeof(body), "{\"name\": \"%s\", \"dialer_type\": \"%s\", \"from\": \"(212) 555-0142\"}", name, dialer_type);
-    json_t *c = s_call("POST", "/v1/campaigns", "application/json", body, 0, 201);
-    int64_t id = json_integer_value(json_object_get(c, "id"));
-    json_decref(c);
-    return id;
-}
-
-static void s_import(int64_t campaign)
-{
-    char body[256], path[96];
-    snprintf(body, sizeof(body),
-             "{\"name\": \"Dialer list %" PRId64 "\", \"campaign_id\": %" PRId64 ", \"column_map\": {\"phone\": \"phone\"}}",
-             campaign, campaign);
-    json_t *list = s_call("POST", "/v1/lists", "application/json", body, 0, 201);
-    int64_t id = json_integer_value(json_object_get(list, "id"));
-    json_decref(list);
-    size_t size = 16 + LIST_SIZE * 16;
-    char *csv = malloc(size), *p = csv;
-    p += sprintf(p, "phone\n");
-    for (int i = 0; i < LIST_SIZE; i++)
-        p += sprintf(p, "+1212555%04d\n", 1000 + i);
-    snprintf(path, sizeof(path), "/v1/lists/%" PRId64 "/upload?part=1", id);
-    json_decref(s_call("POST", path, "text/csv", csv, (size_t)(p - csv), 200));
-    free(csv);
-    snprintf(path, sizeof(path), "/v1/lists/%" PRId64 "/import", id);
-    json_decref(s_call("POST", path, NULL, NULL, 0, 202));
-    char sql[160];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM numbers WHERE campaign_id = %" PRId64, campaign);
-    test_db_wait_at_least(&g, sql, LIST_SIZE, 120);
+    char name[48];
+    snprintf(name, sizeof(name), "dialer:%" PRId64, campaign);
+    return test_wait_process(&g, name, not_pid);
 }
 
 /* The invariants that must hold whatever happened to the dialer. */
@@ -210,8 +146,8 @@ static int s_teardown(void **state)
 
 static void test_dialer_survives_kill_9_and_restarts(void **state)
 {
-    int64_t campaign = s_make_campaign("Dialer actor", "Power");
-    s_import(campaign);
+    int64_t campaign = test_campaign_create(&g, "Dialer actor", "Power");
+    test_campaign_import(&g, campaign, LIST_SIZE);
     test_move_into_calling_hours(g.db, campaign);
     char sql[512];
     snprintf(sql, sizeof(sql),
@@ -300,8 +236,8 @@ static void s_wait_stats_status(int64_t campaign, const char *want)
  * dialer; a stop gives back what the callers were previewing. */
 static void test_preview_campaign_pauses_resumes_and_stops_clean(void **state)
 {
-    int64_t campaign = s_make_campaign("Preview actor", "Preview");
-    s_import(campaign);
+    int64_t campaign = test_campaign_create(&g, "Preview actor", "Preview");
+    test_campaign_import(&g, campaign, LIST_SIZE);
     test_move_into_calling_hours(g.db, campaign);
     char path[96], sql[256];
     snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/start", campaign);
@@ -386,7 +322,7 @@ static void test_predictive_campaign_dials_ahead_leaves_voicemail_and_keeps_call
     json_t *c = s_call("POST", "/v1/campaigns", "application/json", body, 0, 201);
     int64_t campaign = json_integer_value(json_object_get(c, "id"));
     json_decref(c);
-    s_import(campaign);
+    test_campaign_import(&g, campaign, LIST_SIZE);
     test_move_into_calling_hours(g.db, campaign);
     const int night = 100; /* the list's first numbers are where it is the middle of the night */
     s_set_local_hour(campaign, night, 2);
