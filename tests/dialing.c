@@ -157,12 +157,13 @@ int64_t test_campaign_create(test_dialing_t *t, const char *name, const char *di
     return id;
 }
 
-void test_campaign_import(test_dialing_t *t, int64_t campaign, int count)
+void test_campaign_import(test_dialing_t *t, int64_t campaign, int first, int count)
 {
     char body[256], path[96];
     snprintf(body, sizeof(body),
-             "{\"name\": \"Dialer list %" PRId64 "\", \"campaign_id\": %" PRId64 ", \"column_map\": {\"phone\": \"phone\"}}",
-             campaign, campaign);
+             "{\"name\": \"Dialer list %" PRId64 " from %d\", \"campaign_id\": %" PRId64
+             ", \"column_map\": {\"phone\": \"phone\"}}",
+             campaign, first, campaign);
     json_t *list = test_call(t->server, t->server->key, t->server->auth, "POST", "/v1/lists", "application/json", body, 0, 201);
     int64_t id = json_integer_value(json_object_get(list, "id"));
     json_decref(list);
@@ -170,13 +171,13 @@ void test_campaign_import(test_dialing_t *t, int64_t campaign, int count)
     char *csv = malloc(size), *p = csv;
     p += sprintf(p, "phone\n");
     for (int i = 0; i < count; i++)
-        p += sprintf(p, "+1212555%04d\n", 1000 + i);
+        p += sprintf(p, "+1212555%04d\n", 1000 + first + i);
     snprintf(path, sizeof(path), "/v1/lists/%" PRId64 "/upload?part=1", id);
     json_decref(test_call(t->server, t->server->key, t->server->auth, "POST", path, "text/csv", csv, (size_t)(p - csv), 200));
     free(csv);
     snprintf(path, sizeof(path), "/v1/lists/%" PRId64 "/import", id);
     json_decref(test_call(t->server, t->server->key, t->server->auth, "POST", path, NULL, NULL, 0, 202));
     char sql[160];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM numbers WHERE campaign_id = %" PRId64, campaign);
-    test_db_wait_at_least(t, sql, count, 120);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM lists WHERE id = %" PRId64 " AND status = 'completed'", id);
+    test_db_wait_equal(t, sql, 1, 120);
 }

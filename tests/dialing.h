@@ -50,9 +50,9 @@ int test_wait_process(test_dialing_t *t, const char *name, int not_pid);
 /** A campaign made through the API, with a caller id; returns its id. */
 int64_t test_campaign_create(test_dialing_t *t, const char *name, const char *dialer_type);
 
-/** Uploads and imports `count` numbers (+1212555xxxx) into the campaign through the API, and
- *  waits until they are in. */
-void test_campaign_import(test_dialing_t *t, int64_t campaign, int count);
+/** Uploads and imports `count` numbers (+1212555xxxx from 1000 + first, first + count <= 8999)
+ *  into the campaign through the API, and waits until the import completed. */
+void test_campaign_import(test_dialing_t *t, int64_t campaign, int first, int count);
 
 /**
  * Calling hours are judged in each number's zone on the real clock: gives the campaign's

@@ -8,6 +8,7 @@
  * resume and gives back what its callers were previewing when it stops. A Predictive campaign
  * with machine detection dials ahead of its callers, leaves voicemail, never puts an abandoned
  * call through, and finds numbers whose calling hours open after its first pass over the list.
+ * A campaign that runs out of numbers publishes campaign.numbers_needed once per dry spell.
  *
  * Nothing here depends on how fast anything runs: every wait polls for a state with a generous
  * bound that only turns a hang into a failure.
@@ -147,7 +148,7 @@ static int s_teardown(void **state)
 static void test_dialer_survives_kill_9_and_restarts(void **state)
 {
     int64_t campaign = test_campaign_create(&g, "Dialer actor", "Power");
-    test_campaign_import(&g, campaign, LIST_SIZE);
+    test_campaign_import(&g, campaign, 0, LIST_SIZE);
     test_move_into_calling_hours(g.db, campaign);
     char sql[512];
     snprintf(sql, sizeof(sql),
@@ -237,7 +238,7 @@ static void s_wait_stats_status(int64_t campaign, const char *want)
 static void test_preview_campaign_pauses_resumes_and_stops_clean(void **state)
 {
     int64_t campaign = test_campaign_create(&g, "Preview actor", "Preview");
-    test_campaign_import(&g, campaign, LIST_SIZE);
+    test_campaign_import(&g, campaign, 0, LIST_SIZE);
     test_move_into_calling_hours(g.db, campaign);
     char path[96], sql[256];
     snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/start", campaign);
@@ -322,7 +323,7 @@ static void test_predictive_campaign_dials_ahead_leaves_voicemail_and_keeps_call
     json_t *c = s_call("POST", "/v1/campaigns", "application/json", body, 0, 201);
     int64_t campaign = json_integer_value(json_object_get(c, "id"));
     json_decref(c);
-    test_campaign_import(&g, campaign, LIST_SIZE);
+    test_campaign_import(&g, campaign, 0, LIST_SIZE);
     test_move_into_calling_hours(g.db, campaign);
     const int night = 100; /* the list's first numbers are where it is the middle of the night */
     s_set_local_hour(campaign, night, 2);
@@ -370,12 +371,58 @@ static void test_predictive_campaign_dials_ahead_leaves_voicemail_and_keeps_call
     json_decref(s_call("POST", path, NULL, NULL, 0, 200));
 }
 
+static int64_t s_numbers_needed_events(int64_t campaign)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/events?campaign_id=%" PRId64 "&type=campaign.numbers_needed&after=0", campaign);
+    json_t *page = s_call("GET", path, NULL, NULL, 0, 200);
+    int64_t n = (int64_t)json_array_size(json_object_get(page, "items"));
+    json_decref(page);
+    return n;
+}
+
+/* A campaign that runs out of numbers says so once per dry spell, and again after more numbers
+ * came and were used up. */
+static void test_a_dry_campaign_asks_for_numbers_once(void **state)
+{
+    int64_t campaign = test_campaign_create(&g, "Dry", "Power");
+    test_campaign_import(&g, campaign, 0, 8);
+    test_move_into_calling_hours(g.db, campaign);
+    char path[96], sql[256];
+    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/start", campaign);
+    json_decref(s_call("POST", path, NULL, NULL, 0, 200));
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE campaign_id = %" PRId64 " AND type = 'campaign.numbers_needed'",
+             campaign);
+    test_db_wait_at_least(&g, sql, 1, 120);
+    /* every number was claimed before it said so */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM numbers WHERE campaign_id = %" PRId64 " AND attempts = 0", campaign);
+    assert_int_equal(test_db_count(g.db, sql), 0);
+    /* it stays dry past several of its empty claims (one every 5 s): still one event */
+    sleep(12);
+    assert_int_equal(s_numbers_needed_events(campaign), 1);
+    json_t *page = s_call("GET", "/v1/events?type=campaign.numbers_needed&limit=1", NULL, NULL, 0, 200);
+    json_t *data = json_object_get(json_array_get(json_object_get(page, "items"), 0), "data");
+    assert_int_equal(json_integer_value(json_object_get(data, "campaign_id")), campaign);
+    assert_true(json_is_integer(json_object_get(data, "numbers_waiting")));
+    json_decref(page);
+
+    test_campaign_import(&g, campaign, 100, 8);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE campaign_id = %" PRId64 " AND type = 'campaign.numbers_needed'",
+             campaign);
+    test_db_wait_at_least(&g, sql, 2, 120);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM numbers WHERE campaign_id = %" PRId64 " AND attempts = 0", campaign);
+    assert_int_equal(test_db_count(g.db, sql), 0);
+    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/stop", campaign);
+    json_decref(s_call("POST", path, NULL, NULL, 0, 200));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dialer_survives_kill_9_and_restarts),
         cmocka_unit_test(test_preview_campaign_pauses_resumes_and_stops_clean),
         cmocka_unit_test(test_predictive_campaign_dials_ahead_leaves_voicemail_and_keeps_calling_hours),
+        cmocka_unit_test(test_a_dry_campaign_asks_for_numbers_once),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

@@ -124,7 +124,7 @@ static int64_t s_invented(int64_t campaign, const char *type, const char *condit
 static void test_no_event_lost_when_fanout_and_dialer_are_killed(void **state)
 {
     int64_t campaign = test_campaign_create(&g, "Durability", "Power");
-    test_campaign_import(&g, campaign, 600);
+    test_campaign_import(&g, campaign, 0, 600);
     test_move_into_calling_hours(g.db, campaign);
     char path[96], dialer[48];
     snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/start", campaign);

@@ -539,7 +539,10 @@ static void test_every_producer_matches_the_catalog(void **state)
              "(1, 601, 7::bigint, '2026-01-01 10:00:00Z', '2026-01-01 10:00:03Z', '2026-01-01 10:00:04Z', "
              "'2026-01-01 10:00:20Z', 'talked')");
     test_db_exec(db, sql);
+    /* what the dialer publishes when a running campaign runs dry (not for a stopped one) */
+    test_db_exec(db, "SELECT campaign_publish_numbers_needed(601)");
     test_db_exec(db, "UPDATE campaigns SET status = 'stopped' WHERE id IN (601, 602)");
+    test_db_exec(db, "SELECT campaign_publish_numbers_needed(602)");
     snprintf(sql, sizeof(sql),
              "INSERT INTO lists (id, account_id, campaign_id, name, column_map) OVERRIDING SYSTEM VALUE VALUES "
              "(31, %" PRId64 ", 601, 'Good', '{\"phone\": \"phone\"}'), (32, %" PRId64 ", 601, 'Bad', '{\"phone\": \"phone\"}'); "
@@ -572,7 +575,8 @@ static void test_every_producer_matches_the_catalog(void **state)
     assert_int_equal(s_value(db, "SELECT count(*) FROM events WHERE caller_id = 7 AND type IN ('call.bridged', 'call.ended')"), 2);
     /* the campaigns' status changes in order */
     res = PQexec(db, "SELECT string_agg(type, ' ' ORDER BY id) FROM events WHERE campaign_id = 601 AND type LIKE 'campaign.%'");
-    assert_string_equal(PQgetvalue(res, 0, 0), "campaign.started campaign.paused campaign.resumed campaign.stopped");
+    assert_string_equal(PQgetvalue(res, 0, 0),
+                        "campaign.started campaign.paused campaign.resumed campaign.numbers_needed campaign.stopped");
     PQclear(res);
     res = PQexec(db, "SELECT string_agg(type || ':' || coalesce(payload->>'previous_status', '-'), ' ' ORDER BY id) FROM events "
                      "WHERE campaign_id = 602 AND type LIKE 'campaign.%'");

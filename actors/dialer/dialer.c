@@ -106,6 +106,7 @@ typedef struct {
     double speed;
     int64_t next_flush_ms, next_stats_ms, failing_since_ms;
     bool paused, stopping;
+    bool told_dry; /* campaign.numbers_needed was published for this dry spell */
 } dialer_t;
 
 static int64_t s_clock_us(clockid_t clock)
@@ -551,12 +552,39 @@ static void s_sleep_until_due(dialer_t *self)
     }
 }
 
+static void s_on_numbers_needed(void *ctx, const PGresult *res, int64_t now_us)
+{
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
+        log_warn("publishing campaign.numbers_needed: %s", res ? PQresultErrorMessage(res) : "connection lost");
+}
+
+/* Callers are waiting and nothing may be dialed: the customer is told once per dry spell, so they
+ * can upload more numbers (or know that the rest wait for calling hours or a recycle delay). */
+static void s_tell_if_dry(dialer_t *self)
+{
+    bool dry = numbers_dry(self->numbers);
+    if (!dry) {
+        self->told_dry = false;
+        return;
+    }
+    if (self->told_dry || self->paused || engine_counts(self->engine)->callers == 0)
+        return;
+    char campaign[24];
+    snprintf(campaign, sizeof(campaign), "%" PRId64, self->args->campaign_id);
+    const char *params[] = {campaign};
+    if (dbq_send(self->db, "SELECT campaign_publish_numbers_needed($1)", 1, params, s_on_numbers_needed, self) == 0) {
+        self->told_dry = true;
+        log_info("no number to dial: campaign.numbers_needed published");
+    }
+}
+
 static void s_turn(dialer_t *self)
 {
     s_sleep_until_due(self);
     timerq_run_due(self->timers, s_now(self));
     if (numbers_sync(self->numbers) < 0)
         s_reconnect(self);
+    s_tell_if_dry(self);
     int64_t now_ms = zclock_mono();
     if (self->unsaved.count > 0)
         s_save_page(self);

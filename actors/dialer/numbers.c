@@ -39,6 +39,7 @@ struct numbers_t {
     claim_stage_t stage;
     int want, got;                 /* of the claim in progress */
     bool failed;                   /* a statement failed since numbers_sync last said so */
+    bool dry;                      /* the last claim found nothing */
     numbers_withdraw_fn *withdraw; /* of the re-check in flight: for blocked numbers held elsewhere */
     void *withdraw_ctx;
 };
@@ -254,6 +255,7 @@ static void s_claim_done(numbers_t *self, bool ok)
         return;
     }
     self->starved = false;
+    self->dry = self->got == 0;
     if (self->got == 0)
         self->next_refill_ms = now + NUMBERS_IDLE_MS;
 }
@@ -433,6 +435,11 @@ int numbers_add(numbers_t *self, int64_t account_id, const char (*phones)[PHONE_
         self->next_refill_ms = 0;
     }
     return added;
+}
+
+bool numbers_dry(const numbers_t *self)
+{
+    return self->dry && self->count == 0;
 }
 
 size_t numbers_queued(const numbers_t *self)

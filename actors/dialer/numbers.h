@@ -75,6 +75,10 @@ int numbers_recover(PGconn *conn, int64_t campaign_id);
  */
 int numbers_add(numbers_t *self, int64_t account_id, const char (*phones)[PHONE_E164_SIZE], size_t count, int64_t now_us);
 
+/** True when the queue is empty and the last claim found nothing to dial (the list is used up,
+ *  or what is left waits for its calling hours or its recycle delay). */
+bool numbers_dry(const numbers_t *self);
+
 /** Numbers waiting in memory. */
 size_t numbers_queued(const numbers_t *self);
 
