@@ -157,6 +157,13 @@ int64_t test_campaign_create(test_dialing_t *t, const char *name, const char *di
     return id;
 }
 
+void test_campaign_action(test_dialing_t *t, int64_t campaign, const char *action)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/%s", campaign, action);
+    json_decref(test_call(t->server, t->server->key, t->server->auth, "POST", path, NULL, NULL, 0, 200));
+}
+
 void test_campaign_import(test_dialing_t *t, int64_t campaign, int first, int count)
 {
     char body[256], path[96];

@@ -12,6 +12,9 @@
 
 #include "tests/server.h"
 
+/* Five simulated callers with short calls and wrap-ups, so many attempts fit in a few seconds at 20x. */
+#define TEST_SCENARIO_SHORT_CALLS "agents = 5\ntalk_mean = 10\nwrap_mean = 2\nring_h_mean = 5\nring_m_mean = 8\nring_timeout = 12\n"
+
 typedef struct {
     test_server_t *server;
     PGconn *db;
@@ -49,6 +52,9 @@ int test_wait_process(test_dialing_t *t, const char *name, int not_pid);
 
 /** A campaign made through the API, with a caller id; returns its id. */
 int64_t test_campaign_create(test_dialing_t *t, const char *name, const char *dialer_type);
+
+/** POSTs the campaign's action ("start", "pause", "stop"), which must answer 200. */
+void test_campaign_action(test_dialing_t *t, int64_t campaign, const char *action);
 
 /** Uploads and imports `count` numbers (+1212555xxxx from 1000 + first, first + count <= 8999)
  *  into the campaign through the API, and waits until the import completed. */

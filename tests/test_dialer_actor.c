@@ -133,9 +133,7 @@ static void s_check_stats(int64_t campaign)
 
 static int s_setup(void **state)
 {
-    /* short calls and wrap-ups, so many attempts fit in a few seconds at 20x */
-    test_dialing_start(&g, "agents = 5\ntalk_mean = 10\nwrap_mean = 2\nring_h_mean = 5\nring_m_mean = 8\nring_timeout = 12\n",
-                       false);
+    test_dialing_start(&g, TEST_SCENARIO_SHORT_CALLS, false);
     return 0;
 }
 
@@ -157,9 +155,7 @@ static void test_dialer_survives_kill_9_and_restarts(void **state)
              campaign, BLOCKED);
     test_db_exec(g.db, sql);
 
-    char path[96];
-    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/start", campaign);
-    json_decref(s_call("POST", path, NULL, NULL, 0, 200));
+    test_campaign_action(&g, campaign, "start");
     int first = s_wait_dialer(campaign, 0);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_attempts WHERE campaign_id = %" PRId64 " AND ended_at IS NOT NULL",
              campaign);
@@ -201,8 +197,7 @@ static void test_dialer_survives_kill_9_and_restarts(void **state)
     s_check_stats(campaign);
 
     /* stopping the campaign ends the dialer for good: it exits 0 and is not restarted */
-    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/stop", campaign);
-    json_decref(s_call("POST", path, NULL, NULL, 0, 200));
+    test_campaign_action(&g, campaign, "stop");
     for (int i = 0; i < 600; i++) {
         s_dialer_process(campaign, &pid, &restarts, state_name, sizeof(state_name));
         if (pid == 0 && state_name[0] == '\0')
@@ -240,25 +235,21 @@ static void test_preview_campaign_pauses_resumes_and_stops_clean(void **state)
     int64_t campaign = test_campaign_create(&g, "Preview actor", "Preview");
     test_campaign_import(&g, campaign, 0, LIST_SIZE);
     test_move_into_calling_hours(g.db, campaign);
-    char path[96], sql[256];
-    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/start", campaign);
-    json_decref(s_call("POST", path, NULL, NULL, 0, 200));
+    char sql[256];
+    test_campaign_action(&g, campaign, "start");
     s_wait_dialer(campaign, 0);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_attempts WHERE campaign_id = %" PRId64 " AND ended_at IS NOT NULL",
              campaign);
     test_db_wait_at_least(&g, sql, 10, 60);
 
-    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/pause", campaign);
-    json_decref(s_call("POST", path, NULL, NULL, 0, 200));
+    test_campaign_action(&g, campaign, "pause");
     s_wait_stats_status(campaign, "paused");
-    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/start", campaign);
-    json_decref(s_call("POST", path, NULL, NULL, 0, 200));
+    test_campaign_action(&g, campaign, "start");
     s_wait_stats_status(campaign, "running");
     int64_t before = test_db_count(g.db, sql);
     test_db_wait_at_least(&g, sql, before + 5, 60);
 
-    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/stop", campaign);
-    json_decref(s_call("POST", path, NULL, NULL, 0, 200));
+    test_campaign_action(&g, campaign, "stop");
     int pid = 1, restarts;
     char state_name[32];
     for (int i = 0; i < 600 && pid != 0; i++) {
@@ -312,7 +303,7 @@ static void s_set_local_hour(int64_t campaign, int count, int hour)
 
 static void test_predictive_campaign_dials_ahead_leaves_voicemail_and_keeps_calling_hours(void **state)
 {
-    char body[512], path[96], sql[640];
+    char body[512], sql[640];
     int64_t abandonment = s_upload_message("Identification");
     int64_t voicemail = s_upload_message("Voicemail");
     snprintf(body, sizeof(body),
@@ -328,8 +319,7 @@ static void test_predictive_campaign_dials_ahead_leaves_voicemail_and_keeps_call
     const int night = 100; /* the list's first numbers are where it is the middle of the night */
     s_set_local_hour(campaign, night, 2);
 
-    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/start", campaign);
-    json_decref(s_call("POST", path, NULL, NULL, 0, 200));
+    test_campaign_action(&g, campaign, "start");
     s_wait_dialer(campaign, 0);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_attempts WHERE campaign_id = %" PRId64 " AND ended_at IS NOT NULL",
              campaign);
@@ -367,8 +357,7 @@ static void test_predictive_campaign_dials_ahead_leaves_voicemail_and_keeps_call
     test_db_wait_at_least(&g, sql, 1, 120);
     s_check_attempts(campaign);
 
-    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/stop", campaign);
-    json_decref(s_call("POST", path, NULL, NULL, 0, 200));
+    test_campaign_action(&g, campaign, "stop");
 }
 
 static int64_t s_numbers_needed_events(int64_t campaign)
@@ -388,9 +377,8 @@ static void test_a_dry_campaign_asks_for_numbers_once(void **state)
     int64_t campaign = test_campaign_create(&g, "Dry", "Power");
     test_campaign_import(&g, campaign, 0, 8);
     test_move_into_calling_hours(g.db, campaign);
-    char path[96], sql[256];
-    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/start", campaign);
-    json_decref(s_call("POST", path, NULL, NULL, 0, 200));
+    char sql[256];
+    test_campaign_action(&g, campaign, "start");
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE campaign_id = %" PRId64 " AND type = 'campaign.numbers_needed'",
              campaign);
     test_db_wait_at_least(&g, sql, 1, 120);
@@ -412,8 +400,7 @@ static void test_a_dry_campaign_asks_for_numbers_once(void **state)
     test_db_wait_at_least(&g, sql, 2, 120);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM numbers WHERE campaign_id = %" PRId64 " AND attempts = 0", campaign);
     assert_int_equal(test_db_count(g.db, sql), 0);
-    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/stop", campaign);
-    json_decref(s_call("POST", path, NULL, NULL, 0, 200));
+    test_campaign_action(&g, campaign, "stop");
 }
 
 int main(void)

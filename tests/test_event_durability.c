@@ -27,8 +27,7 @@ static test_dialing_t g;
 
 static int s_setup(void **state)
 {
-    test_dialing_start(&g, "agents = 5\ntalk_mean = 10\nwrap_mean = 2\nring_h_mean = 5\nring_m_mean = 8\nring_timeout = 12\n",
-                       false);
+    test_dialing_start(&g, TEST_SCENARIO_SHORT_CALLS, false);
     return 0;
 }
 
@@ -126,9 +125,8 @@ static void test_no_event_lost_when_fanout_and_dialer_are_killed(void **state)
     int64_t campaign = test_campaign_create(&g, "Durability", "Power");
     test_campaign_import(&g, campaign, 0, 600);
     test_move_into_calling_hours(g.db, campaign);
-    char path[96], dialer[48];
-    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/start", campaign);
-    json_decref(test_call(g.server, g.server->key, g.server->auth, "POST", path, NULL, NULL, 0, 200));
+    char dialer[48];
+    test_campaign_action(&g, campaign, "start");
     snprintf(dialer, sizeof(dialer), "dialer:%" PRId64, campaign);
     test_wait_process(&g, dialer, 0);
     s_wait_more_calls(campaign, 20);
@@ -143,8 +141,7 @@ static void test_no_event_lost_when_fanout_and_dialer_are_killed(void **state)
     s_kill("fanout", fanout);
     s_wait_more_calls(campaign, 10);
 
-    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64 "/stop", campaign);
-    json_decref(test_call(g.server, g.server->key, g.server->auth, "POST", path, NULL, NULL, 0, 200));
+    test_campaign_action(&g, campaign, "stop");
     char sql[256];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM call_attempts WHERE campaign_id = %" PRId64 " AND ended_at IS NULL", campaign);
     test_db_wait_equal(&g, sql, 0, 120);
