@@ -151,6 +151,7 @@ extern const resource_def_t res_lists, res_list_import_errors, res_numbers, res_
 extern const resource_def_t res_calls;
 extern const resource_def_t res_events;
 extern const resource_def_t res_webhook_secrets;
+extern const resource_def_t res_caller_sessions;
 extern const resource_def_t res_campaigns, res_messages, res_scripts, res_script_texts, res_questions, res_possible_responses,
     res_notes, res_transfers, res_custom_fields, res_caller_groups, res_callers, res_blocked_numbers;
 

@@ -6,16 +6,27 @@
 #include "common/json_writer.h"
 
 const resource_def_t *const resource_defs[] = {
-    &res_campaigns,       &res_messages,
-    &res_scripts,         &res_script_texts,
-    &res_questions,       &res_possible_responses,
-    &res_notes,           &res_transfers,
-    &res_custom_fields,   &res_caller_groups,
-    &res_callers,         &res_blocked_numbers,
-    &res_lists,           &res_list_import_errors,
-    &res_numbers,         &res_leads,
-    &res_calls,           &res_events,
-    &res_webhook_secrets, NULL,
+    &res_campaigns,
+    &res_messages,
+    &res_scripts,
+    &res_script_texts,
+    &res_questions,
+    &res_possible_responses,
+    &res_notes,
+    &res_transfers,
+    &res_custom_fields,
+    &res_caller_groups,
+    &res_callers,
+    &res_blocked_numbers,
+    &res_lists,
+    &res_list_import_errors,
+    &res_numbers,
+    &res_leads,
+    &res_calls,
+    &res_events,
+    &res_webhook_secrets,
+    &res_caller_sessions,
+    NULL,
 };
 
 static void s_link(json_writer_t *w, const api_request_t *req, const char *name, const char *path)

@@ -11,4 +11,8 @@
 /** GET /v1: the root resource, the entry point for exploring the API. */
 void resource_root(const route_ctx_t *ctx, const auth_account_t *account, const api_request_t *req, api_reply_t *reply);
 
+/** POST /v1/caller_sessions: a caller's login (username and password, or PIN), the one request
+ *  served without an API key (res_caller_sessions.c). */
+void caller_sessions_login(const route_ctx_t *ctx, const api_request_t *req, api_reply_t *reply);
+
 #endif

@@ -209,8 +209,22 @@ static bool s_key_valid(const char *key)
     return len >= 1 && len <= IDEMPOTENCY_KEY_MAX;
 }
 
+/* POST /v1/caller_sessions (a trailing slash names the same): a caller logging in has no API key. */
+static bool s_is_caller_login(const api_request_t *req)
+{
+    static const char path[] = "/v1/caller_sessions";
+    size_t n = strlen(req->path);
+    if (n == sizeof(path) && req->path[n - 1] == '/')
+        n--;
+    return s_method_is(req, "POST") && n == sizeof(path) - 1 && strncmp(req->path, path, n) == 0;
+}
+
 void routes_dispatch(const route_ctx_t *ctx, const api_request_t *req, api_reply_t *reply)
 {
+    if (s_is_caller_login(req)) {
+        caller_sessions_login(ctx, req, reply);
+        return;
+    }
     auth_account_t account;
     switch (auth_check(ctx->auth, ctx->conn, req, &account)) {
     case AUTH_OK:
