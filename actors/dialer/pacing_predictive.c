@@ -70,12 +70,15 @@ static double allowed_rate(double cap, double n)
 /* The rate to aim at from now on: the one that, held over the next stretch of answers, lands
  * the campaign exactly on its allowed rate. Abandons saved while data was scarce (when the
  * allowed rate was low) are spent later instead of being lost; abandons over budget are
- * paid back. Never above the cap itself, never below a tenth of it. */
+ * paid back. Never above the cap itself, never below a tenth of it. The stretch is as long as
+ * the history (at least BUDGET_STRETCH answers): a shorter one makes the target chase every
+ * chance run of abandons, and a target that swings spends the same abandons for less talk
+ * than a steady one (bench/pacing: 0.4-0.9% more talk at every team size with n rather than n/4). */
 static double target_rate(const predictive_t *self, double cap)
 {
     if (self->options.target > 0)
         return self->options.target;
-    double n = self->live_claims, stretch = n / 4 > BUDGET_STRETCH ? n / 4 : BUDGET_STRETCH;
+    double n = self->live_claims, stretch = n > BUDGET_STRETCH ? n : BUDGET_STRETCH;
     double target = (allowed_rate(cap, n + stretch) * (n + stretch) - self->live_abandons) / stretch;
     return target > cap ? cap : target < cap * 0.1 ? cap * 0.1 : target;
 }
