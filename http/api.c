@@ -49,11 +49,12 @@ static const http_route_t s_routes[] = {
     {"/v1", "store"},
 };
 
-/* Request headers an actor may need; everything else (cookies, hop-by-hop, proxies' headers)
- * stays at the edge. */
+/* Request headers an actor may need; everything else (hop-by-hop, proxies' headers) stays at
+ * the edge. Cookies go through for the caller app's session cookie (HttpOnly, SameSite=Strict),
+ * which the store reads and no actor sets otherwise. */
 static const char *const s_forwarded_headers[] = {
     "content-type",    "accept",   "authorization", "api-key",       "api-auth",   "x-api-key", "x-api-auth",
-    "idempotency-key", "if-match", "if-none-match", "last-event-id", "user-agent", "origin",
+    "idempotency-key", "if-match", "if-none-match", "last-event-id", "user-agent", "origin",    "cookie",
 };
 
 /* Response headers the actor may not set: h2o frames the message itself, and the request id is ours. */

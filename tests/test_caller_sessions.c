@@ -136,6 +136,93 @@ static void test_a_caller_logs_in_and_a_second_login_replaces_the_first(void **s
     json_decref(second);
 }
 
+/* A caller request with the session's token (or its cookie); `reply` keeps the answer. */
+static long s_as_caller(const char *method, const char *path, const char *header, test_reply_t *reply)
+{
+    test_request_t req = {.method = method,
+                          .path = path,
+                          .header = header,
+                          .body = strcmp(method, "POST") ? NULL : "{}",
+                          .content_type = strcmp(method, "POST") ? NULL : "application/json"};
+    assert_int_equal(test_http(g.server, &req, reply), CURLE_OK);
+    return reply->status;
+}
+
+static void test_the_caller_sees_the_script_and_logs_out(void **state)
+{
+    char body[512], path[96], bearer[128], cookie[128];
+    /* a script for the campaign: a text, a question with two answers, a note, a transfer */
+    json_t *script = s_admin("POST", "/v1/scripts", "{\"name\": \"Canvass\"}", 201);
+    int64_t script_id = json_integer_value(json_object_get(script, "id"));
+    json_decref(script);
+    snprintf(path, sizeof(path), "/v1/scripts/%" PRId64 "/script_texts", script_id);
+    json_decref(s_admin("POST", path, "{\"content\": \"Hello, **this is** the campaign.\"}", 201));
+    snprintf(path, sizeof(path), "/v1/scripts/%" PRId64 "/questions", script_id);
+    json_t *question = s_admin("POST", path, "{\"text\": \"Can we count on your vote?\"}", 201);
+    snprintf(path, sizeof(path), "/v1/scripts/%" PRId64 "/questions/%" PRId64 "/possible_responses", script_id,
+             (int64_t)json_integer_value(json_object_get(question, "id")));
+    json_decref(question);
+    json_decref(s_admin("POST", path, "{\"value\": \"Yes\", \"keypad\": 1}", 201));
+    json_decref(s_admin("POST", path, "{\"value\": \"Call back\", \"keypad\": 2, \"retry\": true}", 201));
+    snprintf(path, sizeof(path), "/v1/scripts/%" PRId64 "/notes", script_id);
+    json_decref(s_admin("POST", path, "{\"label\": \"Comments\"}", 201));
+    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64, g_campaign);
+    snprintf(body, sizeof(body), "{\"script_id\": %" PRId64 "}", script_id);
+    json_decref(s_admin("PATCH", path, body, 200));
+
+    snprintf(body, sizeof(body), "{\"account_id\": %" PRId64 ", \"username\": \"ada\", \"password\": \"correct horse battery\"}",
+             g_account);
+    json_t *session = s_login(body, 201, NULL);
+    const char *token = json_string_value(json_object_get(session, "token"));
+    snprintf(bearer, sizeof(bearer), "Authorization: Bearer %s", token);
+    snprintf(cookie, sizeof(cookie), "Cookie: theme=dark; impact_caller_session=%s", token);
+
+    test_reply_t r;
+    assert_int_equal(s_as_caller("GET", "/v1/caller_session", bearer, &r), 200);
+    json_t *view = test_reply_json(&r);
+    test_reply_free(&r);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(view, "caller"), "id")), g_caller);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(view, "campaign"), "id")), g_campaign);
+    json_t *s = json_object_get(view, "script");
+    assert_int_equal(json_array_size(json_object_get(s, "texts")), 1);
+    json_t *responses = json_object_get(json_array_get(json_object_get(s, "questions"), 0), "possible_responses");
+    assert_int_equal(json_array_size(responses), 2);
+    assert_true(json_is_true(json_object_get(json_array_get(responses, 1), "retry")));
+    assert_int_equal(json_array_size(json_object_get(s, "notes")), 1);
+    assert_null(json_object_get(view, "token"));
+    json_decref(view);
+
+    /* the cookie works as well; a heartbeat answers 204 */
+    assert_int_equal(s_as_caller("POST", "/v1/caller_session/heartbeat", cookie, &r), 204);
+    test_reply_free(&r);
+    /* no token, a malformed one, an unknown one: 401, and nothing learned */
+    assert_int_equal(s_as_caller("GET", "/v1/caller_session", NULL, &r), 401);
+    test_reply_free(&r);
+    assert_int_equal(s_as_caller("GET", "/v1/caller_session", "Authorization: Bearer cs_short", &r), 401);
+    test_reply_free(&r);
+    assert_int_equal(
+        s_as_caller("GET", "/v1/caller_session", "Authorization: Bearer cs_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &r), 401);
+    test_reply_free(&r);
+    /* an API key is no caller session */
+    json_decref(test_call(g.server, g.server->key, g.server->auth, "GET", "/v1/caller_session", NULL, NULL, 0, 401));
+    assert_int_equal(s_as_caller("DELETE", "/v1/caller_session", bearer, &r), 405);
+    test_reply_free(&r);
+
+    /* logging out ends the session: its token opens nothing any more */
+    assert_int_equal(s_as_caller("POST", "/v1/caller_session/logout", bearer, &r), 204);
+    char cleared[256];
+    assert_int_equal(test_reply_header(&r, "Set-Cookie", cleared, sizeof(cleared)), 0);
+    assert_non_null(strstr(cleared, "Max-Age=0"));
+    test_reply_free(&r);
+    assert_int_equal(s_as_caller("GET", "/v1/caller_session", bearer, &r), 401);
+    test_reply_free(&r);
+    snprintf(path, sizeof(path), "/v1/caller_sessions/%" PRId64, (int64_t)json_integer_value(json_object_get(session, "id")));
+    json_t *ended = s_admin("GET", path, NULL, 200);
+    assert_string_equal(json_string_value(json_object_get(ended, "end_reason")), "logged_out");
+    json_decref(ended);
+    json_decref(session);
+}
+
 static void test_wrong_credentials_change_nothing_and_lock_out(void **state)
 {
     char body[256], sql[256];
@@ -205,6 +292,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_caller_logs_in_and_a_second_login_replaces_the_first),
+        cmocka_unit_test(test_the_caller_sees_the_script_and_logs_out),
         cmocka_unit_test(test_wrong_credentials_change_nothing_and_lock_out),
         cmocka_unit_test(test_bad_logins_are_refused),
     };

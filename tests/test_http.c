@@ -505,7 +505,8 @@ static void s_round_trip(bool tls, long version, long expect_version)
     assert_string_equal(json_string_value(json_object_get(headers, "authorization")), "Bearer secret-token");
     assert_string_equal(json_string_value(json_object_get(headers, "x-api-key")), "k-123");
     assert_string_equal(json_string_value(json_object_get(headers, "idempotency-key")), "idem-1");
-    assert_null(json_object_get(headers, "cookie"));
+    /* cookies reach the actor (the caller app's session cookie); other headers stay at the edge */
+    assert_string_equal(json_string_value(json_object_get(headers, "cookie")), "session=nope");
     assert_null(json_object_get(headers, "x-custom"));
     json_decref(doc);
     s_response_free(&r);

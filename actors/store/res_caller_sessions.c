@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "actors/store/input.h"
 #include "actors/store/resource.h"
@@ -275,6 +276,114 @@ void caller_sessions_login(const route_ctx_t *ctx, const api_request_t *req, api
 Exit:
     PQclear(res);
     OPENSSL_cleanse(login.password, sizeof(login.password));
+}
+
+/* ---- the caller's own session -------------------------------------------------------------- */
+
+/* The caller's view: who they are, their campaign and its script, everything the app shows
+ * before the first call, in one statement. Any request of the session counts as seeing it. */
+static const char s_view_sql[] =
+    "WITH s AS (UPDATE caller_sessions SET last_seen_at = now() WHERE token_sha256 = $1::bytea AND ended_at IS NULL AND "
+    "expires_at > now() RETURNING *) "
+    "SELECT json_build_object('uri', $2 || '/v1/caller_session', 'id', s.id, 'via', s.via, "
+    "'caller', json_build_object('id', c.id, 'name', c.name, 'username', c.username), "
+    "'campaign', json_build_object('id', k.id, 'name', k.name, 'dialer_type', k.dialer_type, 'status', k.status), "
+    "'last_seen_at', to_char(s.last_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+    "'expires_at', to_char(s.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+    "'heartbeat_timeout_seconds', $3::int, "
+    "'script', CASE WHEN sc.id IS NULL THEN NULL ELSE json_build_object('id', sc.id, 'name', sc.name, "
+    "'selected_fields', sc.selected_fields, "
+    "'texts', (SELECT coalesce(json_agg(json_build_object('id', t.id, 'content', t.content) ORDER BY t.position, t.id), "
+    "'[]') FROM script_texts t WHERE t.script_id = sc.id), "
+    "'questions', (SELECT coalesce(json_agg(json_build_object('id', q.id, 'text', q.text, 'possible_responses', "
+    "(SELECT coalesce(json_agg(json_build_object('id', r.id, 'value', r.value, 'keypad', r.keypad, 'retry', r.retry) "
+    "ORDER BY r.position, r.id), '[]') FROM possible_responses r WHERE r.question_id = q.id)) ORDER BY q.position, q.id), "
+    "'[]') FROM questions q WHERE q.script_id = sc.id), "
+    "'notes', (SELECT coalesce(json_agg(json_build_object('id', n.id, 'label', n.label) ORDER BY n.position, n.id), '[]') "
+    "FROM notes n WHERE n.script_id = sc.id), "
+    "'transfers', (SELECT coalesce(json_agg(json_build_object('id', x.id, 'label', x.label, 'transfer_type', "
+    "x.transfer_type) ORDER BY x.id), '[]') FROM transfers x WHERE x.script_id = sc.id)) END)::text "
+    "FROM s JOIN callers c ON c.id = s.caller_id JOIN campaigns k ON k.id = s.campaign_id "
+    "LEFT JOIN scripts sc ON sc.id = k.script_id";
+
+/* The session token of the request: `Authorization: Bearer <token>`, or the app's cookie. The
+ * bytea literal of its SHA-256 in `digest`. 0, or -1 when there is none of the right shape. */
+static int s_request_token(const api_request_t *req, char *digest, size_t size)
+{
+    char header[512], token[64] = "";
+    if (api_header(req, "authorization", header, sizeof(header)) == 0 && strncasecmp(header, "Bearer ", 7) == 0) {
+        snprintf(token, sizeof(token), "%s", header + 7);
+    } else if (api_header(req, "cookie", header, sizeof(header)) == 0) {
+        for (char *part = strtok(header, ";"); part; part = strtok(NULL, ";")) {
+            part += strspn(part, " ");
+            if (strncmp(part, CALLER_COOKIE "=", sizeof(CALLER_COOKIE)) == 0)
+                snprintf(token, sizeof(token), "%s", part + sizeof(CALLER_COOKIE));
+        }
+    }
+    size_t len = strlen(token);
+    if (len != 46 || strncmp(token, "cs_", 3) != 0 ||
+        strspn(token + 3, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != len - 3 ||
+        size < 2 * SHA256_DIGEST_LENGTH + 3)
+        return -1;
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token, len, hash);
+    digest[0] = '\\';
+    digest[1] = 'x';
+    s_hex(hash, sizeof(hash), digest + 2);
+    return 0;
+}
+
+static void s_not_in_session(const api_request_t *req, api_reply_t *reply)
+{
+    api_reply_problem(reply, req, 401, "no-session", "Not logged in",
+                      "Send the token of a live caller session (Authorization: Bearer, or the impact_caller_session "
+                      "cookie); log in with POST /v1/caller_sessions.");
+    api_reply_header(reply, "WWW-Authenticate", "Bearer realm=\"impact\"");
+}
+
+void caller_session_serve(const route_ctx_t *ctx, const api_request_t *req, api_reply_t *reply, const char *action)
+{
+    char digest[2 * SHA256_DIGEST_LENGTH + 3];
+    bool logout = strcmp(action, "logout") == 0;
+    const char *method = action[0] ? "POST" : "GET";
+    if (strcmp(req->method, method) != 0 && !(method[0] == 'G' && strcmp(req->method, "HEAD") == 0)) {
+        api_reply_problem(reply, req, 405, "method-not-allowed", "Method not allowed", "See the Allow header.");
+        api_reply_header(reply, "Allow", action[0] ? "POST" : "GET, HEAD");
+        return;
+    }
+    if (s_request_token(req, digest, sizeof(digest)) != 0) {
+        s_not_in_session(req, reply);
+        return;
+    }
+    PGresult *res;
+    if (action[0] == '\0')
+        res = PQexecParams(ctx->conn, s_view_sql, 3, NULL,
+                           (const char *[]){digest, req->base_url, STRINGIFY(CALLER_HEARTBEAT_TIMEOUT_S)}, NULL, NULL, 0);
+    else
+        res = PQexecParams(ctx->conn,
+                           logout ? "UPDATE caller_sessions SET ended_at = now(), end_reason = 'logged_out' "
+                                    "WHERE token_sha256 = $1::bytea AND ended_at IS NULL RETURNING id"
+                                  : "UPDATE caller_sessions SET last_seen_at = now() WHERE token_sha256 = $1::bytea AND "
+                                    "ended_at IS NULL AND expires_at > now() RETURNING id",
+                           1, NULL, (const char *[]){digest}, NULL, NULL, 0);
+    if (!s_ok(res, PGRES_TUPLES_OK, reply, req))
+        goto Exit;
+    if (PQntuples(res) != 1) {
+        s_not_in_session(req, reply);
+        goto Exit;
+    }
+    if (action[0]) {
+        api_reply_take(reply, 204, NULL, strdup(""), 0);
+        if (logout)
+            api_reply_header(reply, "Set-Cookie", CALLER_COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+    } else {
+        char *body = strdup(PQgetvalue(res, 0, 0));
+        if (body)
+            api_reply_take(reply, 200, "application/json", body, strlen(body));
+        api_reply_header(reply, "Cache-Control", "no-store");
+    }
+Exit:
+    PQclear(res);
 }
 
 /* ---- administration ------------------------------------------------------------------------- */

@@ -15,4 +15,9 @@ void resource_root(const route_ctx_t *ctx, const auth_account_t *account, const 
  *  served without an API key (res_caller_sessions.c). */
 void caller_sessions_login(const route_ctx_t *ctx, const api_request_t *req, api_reply_t *reply);
 
+/** /v1/caller_session[/action]: the caller's own session, by its token rather than an API key.
+ *  `action` "" is GET (the caller, the campaign and its script; counts as a heartbeat),
+ *  "heartbeat" and "logout" are POST. */
+void caller_session_serve(const route_ctx_t *ctx, const api_request_t *req, api_reply_t *reply, const char *action);
+
 #endif

@@ -219,10 +219,36 @@ static bool s_is_caller_login(const api_request_t *req)
     return s_method_is(req, "POST") && n == sizeof(path) - 1 && strncmp(req->path, path, n) == 0;
 }
 
+/* /v1/caller_session, /v1/caller_session/heartbeat, /v1/caller_session/logout: the caller's own
+ * session, authenticated by its token. The action ("" for the session itself), or NULL. */
+static const char *s_caller_session_action(const api_request_t *req)
+{
+    static const char base[] = "/v1/caller_session";
+    static const char *const actions[] = {"", "heartbeat", "logout"};
+    size_t n = strlen(req->path);
+    if (n > 1 && req->path[n - 1] == '/')
+        n--;
+    if (n < sizeof(base) - 1 || strncmp(req->path, base, sizeof(base) - 1) != 0)
+        return NULL;
+    const char *rest = req->path + sizeof(base) - 1;
+    size_t rest_len = n - (sizeof(base) - 1);
+    for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
+        size_t a = strlen(actions[i]);
+        if (a == 0 ? rest_len == 0 : rest_len == a + 1 && rest[0] == '/' && strncmp(rest + 1, actions[i], a) == 0)
+            return actions[i];
+    }
+    return NULL;
+}
+
 void routes_dispatch(const route_ctx_t *ctx, const api_request_t *req, api_reply_t *reply)
 {
     if (s_is_caller_login(req)) {
         caller_sessions_login(ctx, req, reply);
+        return;
+    }
+    const char *session_action = s_caller_session_action(req);
+    if (session_action) {
+        caller_session_serve(ctx, req, reply, session_action);
         return;
     }
     auth_account_t account;
