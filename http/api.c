@@ -467,6 +467,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         http_stats_serve(req, campaign_id, &m);
         return 0;
     }
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/v1/events/stream"))) {
+        http_stream_serve(req, &m);
+        return 0;
+    }
     m.method = (msg_str_t){req->method.base, (uint32_t)req->method.len};
     m.path = (msg_str_t){path.base, (uint32_t)path.len};
     m.body = (msg_str_t){req->entity.base, (uint32_t)req->entity.len};
@@ -475,7 +479,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-int http_api_send(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb)
+/* Relays m; a failure to send is answered with a problem when `answer`, else only returned. */
+static int s_relay(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb, int answer)
 {
     http_thread_t *thread = http_thread_of(req);
     const char *service = s_route(h2o_iovec_init(m->path.ptr, m->path.len));
@@ -490,7 +495,8 @@ int http_api_send(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb)
     msgpack_sbuffer_init(&sb);
     if (service == NULL || msg_api_request_encode(m, &sb) != 0) {
         msgpack_sbuffer_destroy(&sb);
-        http_problem_send(req, 400, "bad-request", "Bad Request", "the request cannot be relayed");
+        if (answer)
+            http_problem_send(req, 400, "bad-request", "Bad Request", "the request cannot be relayed");
         return -1;
     }
     int rc = http_bridge_send(thread->bridge, req, service, sb.data, sb.size, cb);
@@ -500,6 +506,8 @@ int http_api_send(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb)
         char ctx[48];
         s_ctx(req, ctx, sizeof(ctx));
         log_line(LOG_LEVEL_WARN, ctx, "cannot relay to %s: %s", service, strerror(send_errno));
+        if (!answer)
+            return -1;
         if (send_errno == EAGAIN || send_errno == ENOSPC)
             http_problem_send(req, 503, "overloaded", "Service Unavailable", "too many requests in flight");
         else
@@ -507,6 +515,16 @@ int http_api_send(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb)
         return -1;
     }
     return 0;
+}
+
+int http_api_send(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb)
+{
+    return s_relay(req, m, cb, 1);
+}
+
+int http_api_send_started(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb)
+{
+    return s_relay(req, m, cb, 0);
 }
 
 void http_api_register(h2o_pathconf_t *pathconf)

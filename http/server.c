@@ -37,6 +37,7 @@
 #include "http/http.h"
 #include "http/problem.h"
 #include "http/server.h"
+#include "actors/fanout/sequencer.h"
 #include "http/tls.h"
 
 #define HTTP_LOOP_WAIT_MS           50 /* bounds how late a thread sees the stop flag or a missed ZMQ edge */
@@ -52,6 +53,7 @@ typedef struct st_http_server_t {
     h2o_globalconf_t globalconf;
     SSL_CTX *ssl_ctx;
     char broker_endpoint[256];
+    char events_endpoint[256]; /* the fan-out's event publisher (stream.c) */
     int listen_fds[2];
     size_t num_listeners;
     http_thread_t *threads;
@@ -368,6 +370,7 @@ static void s_run_once(http_thread_t *thread)
     h2o_evloop_run(thread->ctx.loop, HTTP_LOOP_WAIT_MS);
     /* The safety net for ZMQ_FD's edge triggering: a reply may be waiting without a new edge. */
     http_bridge_drain(thread->bridge);
+    http_stream_thread_run();
 }
 
 static void s_thread_shutdown(http_thread_t *thread)
@@ -411,6 +414,7 @@ static void s_thread_dispose(http_thread_t *thread)
     h2o_evloop_t *loop = thread->ctx.loop;
     if (thread->bridge != NULL)
         http_bridge_log_stats(thread->bridge);
+    http_stream_thread_dispose();
     http_bridge_destroy(&thread->bridge);
     if (thread->num_conns != 0) {
         /* Freeing the context under live connections would free timers they still hold. */
@@ -438,6 +442,10 @@ static void *s_thread_main(void *arg)
                                      HTTP_MAX_PENDING_PER_THREAD);
     if (thread->bridge == NULL) {
         log_error("thread %u: cannot reach the broker at %s", thread->index, server->broker_endpoint);
+        atomic_store(&server->failed, 1);
+        atomic_store(&server->stop, 1);
+    } else if (http_stream_thread_init(&thread->ctx, server->events_endpoint) != 0) {
+        http_bridge_destroy(&thread->bridge);
         atomic_store(&server->failed, 1);
         atomic_store(&server->stop, 1);
     }
@@ -577,7 +585,8 @@ int http_main(const impact_config_t *config)
     s_configure(server);
     if (s_ratelimit_init(&server->settings, config) != 0)
         goto Error;
-    if (config_endpoint(config, BRK_FRONT_ENDPOINT, server->broker_endpoint, sizeof(server->broker_endpoint)) != 0) {
+    if (config_endpoint(config, BRK_FRONT_ENDPOINT, server->broker_endpoint, sizeof(server->broker_endpoint)) != 0 ||
+        config_endpoint(config, EVENTS_PUB_ENDPOINT, server->events_endpoint, sizeof(server->events_endpoint)) != 0) {
         log_error("run dir %s gives no usable broker endpoint", config->run_dir);
         goto Error;
     }

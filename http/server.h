@@ -81,6 +81,12 @@ int http_api_collect(h2o_req_t *req, msg_api_request_t *m);
  */
 int http_api_send(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb);
 
+/**
+ * As http_api_send, for a request whose response has already started (an event stream reading
+ * the events API): a failure to send is only logged and returned, as no problem can be sent. 0 or -1.
+ */
+int http_api_send_started(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb);
+
 /** The relay's answer: the actor's response written out, or the problem for a broker failure. */
 void http_api_on_reply(h2o_req_t *req, const http_reply_t *reply);
 
@@ -100,6 +106,21 @@ void http_stats_serve(h2o_req_t *req, int64_t campaign_id, msg_api_request_t *m)
  * is returned, to be freed once h2o_send_inline has copied it. NULL: send *body as it is.
  */
 char *http_negotiate(h2o_req_t *req, h2o_iovec_t *body);
+
+/** Serves GET /v1/events/stream (stream.c); m holds the collected headers and query. */
+void http_stream_serve(h2o_req_t *req, msg_api_request_t *m);
+
+/**
+ * The calling thread's subscriber to the fan-out's event publisher at `endpoint`, watched from
+ * ctx's loop, and its streams (stream.c). 0, or -1 (logged).
+ */
+int http_stream_thread_init(h2o_context_t *ctx, const char *endpoint);
+
+/** Reads what waits on the subscriber: the safety net for ZMQ_FD's edge, like http_bridge_drain. */
+void http_stream_thread_run(void);
+
+/** Closes the calling thread's subscriber and forgets its streams (their requests are gone or going). */
+void http_stream_thread_dispose(void);
 
 /** Registers GET /v1/health (health.c). */
 void http_health_register(h2o_pathconf_t *pathconf);

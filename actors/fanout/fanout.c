@@ -2,9 +2,9 @@
  * The fan-out process. It registers the "fanout" service with the broker, takes its place in
  * supervision and health reporting, and delivers the call-state webhooks of POST /v1/call from
  * the call_events outbox (webhooks.c), woken by PostgreSQL notifications and its retry timer.
- * It also numbers every event producers commit (sequencer.c). Account webhooks and streams are
- * built on this loop (issue 5); until then it answers every request with 404 so a misrouted
- * request is visible instead of timing out.
+ * It also numbers every event producers commit and publishes it for the http process's streams
+ * (sequencer.c). Account webhooks are built on this loop (issue 5); until then it answers every
+ * request with 404 so a misrouted request is visible instead of timing out.
  */
 #include "actors/fanout/fanout.h"
 
@@ -20,6 +20,7 @@
 typedef struct {
     const char *broker_endpoint;
     const char *database_url;
+    const char *events_endpoint; /* where the sequencer publishes events (sequencer.h) */
     bool allow_private_urls;
 } fanout_config_t;
 
@@ -33,9 +34,13 @@ static void s_fanout_actor(zsock_t *pipe, void *args)
     const fanout_config_t *config = args;
     brk_worker_t *worker = brk_worker_new(config->broker_endpoint, "fanout", "fanout");
     webhooks_t *webhooks = worker ? webhooks_new(config->database_url, config->allow_private_urls) : NULL;
-    sequencer_t *sequencer = webhooks ? sequencer_new(config->database_url) : NULL;
+    zsock_t *pub = webhooks ? zsock_new_pub(config->events_endpoint) : NULL;
+    sequencer_t *sequencer = pub ? sequencer_new(config->database_url, pub) : NULL;
     zsock_signal(pipe, sequencer ? 0 : 1);
     if (sequencer == NULL) {
+        if (webhooks && pub == NULL)
+            log_error("cannot bind %s", config->events_endpoint);
+        zsock_destroy(&pub);
         webhooks_destroy(&webhooks);
         brk_worker_destroy(&worker);
         return;
@@ -71,16 +76,18 @@ static void s_fanout_actor(zsock_t *pipe, void *args)
             api_serve(worker, &request, s_not_found, NULL);
     }
     sequencer_destroy(&sequencer);
+    zsock_destroy(&pub);
     webhooks_destroy(&webhooks);
     brk_worker_destroy(&worker);
 }
 
 int fanout_main(const impact_config_t *config)
 {
-    char back[128];
+    char back[128], events[128];
     log_init("fanout");
     signals_install();
-    if (config_endpoint(config, BRK_BACK_ENDPOINT, back, sizeof(back)) != 0) {
+    if (config_endpoint(config, BRK_BACK_ENDPOINT, back, sizeof(back)) != 0 ||
+        config_endpoint(config, EVENTS_PUB_ENDPOINT, events, sizeof(events)) != 0) {
         log_error("run directory path too long: %s", config->run_dir);
         return 1;
     }
@@ -89,8 +96,10 @@ int fanout_main(const impact_config_t *config)
         log_error("libcurl initialisation failed");
         return 1;
     }
-    fanout_config_t fanout = {
-        .broker_endpoint = back, .database_url = config->database_url, .allow_private_urls = config->allow_private_urls};
+    fanout_config_t fanout = {.broker_endpoint = back,
+                              .database_url = config->database_url,
+                              .events_endpoint = events,
+                              .allow_private_urls = config->allow_private_urls};
     int rc = signals_run_actor(s_fanout_actor, &fanout);
     curl_global_cleanup();
     return rc;

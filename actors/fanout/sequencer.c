@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/event_json.h"
 #include "common/log.h"
 
 struct sequencer_t {
@@ -13,13 +14,17 @@ struct sequencer_t {
     PGconn *conn;       /* NULL or broken: reconnected at the next run */
     int64_t wake_at;    /* zclock_mono ms of the next run */
     int64_t connect_at; /* zclock_mono ms of the next connection attempt */
+    zsock_t *pub;       /* borrowed; NULL: nothing is published */
+    int64_t published;  /* the last id published; -1 until read at connection */
 };
 
-sequencer_t *sequencer_new(const char *database_url)
+sequencer_t *sequencer_new(const char *database_url, zsock_t *pub)
 {
     sequencer_t *self = calloc(1, sizeof(*self));
     if (self == NULL)
         return NULL;
+    self->pub = pub;
+    self->published = -1;
     self->database_url = strdup(database_url);
     if (self->database_url == NULL) {
         free(self);
@@ -63,6 +68,10 @@ static void s_connect(sequencer_t *self)
         return;
     }
     self->wake_at = now;
+    /* Live from here on: what was numbered while nobody published is in the database. */
+    res = PQexec(self->conn, "SELECT last_id FROM events_sequencer");
+    self->published = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+    PQclear(res);
 }
 
 int sequencer_socket(sequencer_t *self)
@@ -98,6 +107,85 @@ static int s_batch(sequencer_t *self)
     return moved;
 }
 
+static void s_put_int64(unsigned char *p, const char *text)
+{
+    uint64_t v = text ? (uint64_t)strtoll(text, NULL, 10) : 0;
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)(v & 0xff);
+}
+
+/* One event as its two frames; false when it could not be (logged and skipped: readers have it). */
+static bool s_publish_row(sequencer_t *self, PGresult *res, int row)
+{
+    const char *type = PQgetvalue(res, row, 1);
+    if (strlen(type) > EVENTS_PUB_TYPE_MAX) {
+        log_error("sequencer: event %s has a type too long to publish", PQgetvalue(res, row, 0));
+        return false;
+    }
+    event_fields_t e = {
+        .id = PQgetvalue(res, row, 0),
+        .type = type,
+        .occurred_at = PQgetvalue(res, row, 2),
+        .created_at = PQgetvalue(res, row, 3),
+        .campaign_id = PQgetisnull(res, row, 4) ? NULL : PQgetvalue(res, row, 4),
+        .caller_id = PQgetisnull(res, row, 5) ? NULL : PQgetvalue(res, row, 5),
+        .payload = PQgetvalue(res, row, 6),
+        .payload_len = (size_t)PQgetlength(res, row, 6),
+    };
+    json_writer_t w;
+    json_writer_init(&w);
+    event_json_render(&w, "", &e);
+    size_t len;
+    char *doc = json_writer_finish(&w, &len);
+    if (doc == NULL || len > EVENTS_PUB_DOC_MAX) {
+        log_error("sequencer: event %s not published: %s", e.id, doc ? "document too large" : "out of memory");
+        free(doc);
+        json_writer_reset(&w);
+        return false;
+    }
+    unsigned char header[EVENTS_PUB_HEADER_SIZE] = {0};
+    s_put_int64(header, e.id);
+    s_put_int64(header + 8, PQgetvalue(res, row, 7));
+    s_put_int64(header + 16, e.campaign_id);
+    s_put_int64(header + 24, e.caller_id);
+    memcpy(header + 32, type, strlen(type));
+    zmsg_t *msg = zmsg_new();
+    bool ok =
+        msg && zmsg_addmem(msg, header, sizeof(header)) == 0 && zmsg_addmem(msg, doc, len) == 0 && zmsg_send(&msg, self->pub) == 0;
+    zmsg_destroy(&msg);
+    free(doc);
+    return ok;
+}
+
+/* Publishes what was numbered since the last id published, a bounded query at a time. A PUB
+ * socket never blocks: at its high-water mark it drops, which subscribers see as a gap. */
+static void s_publish(sequencer_t *self)
+{
+    if (self->pub == NULL || self->published < 0)
+        return;
+    int rows;
+    do {
+        char after[24], limit[16];
+        snprintf(after, sizeof(after), "%lld", (long long)self->published);
+        snprintf(limit, sizeof(limit), "%d", SEQUENCER_PUBLISH_MAX);
+        const char *params[] = {after, limit};
+        PGresult *res =
+            PQexecParams(self->conn, "SELECT " EVENT_JSON_COLUMNS ", account_id FROM events WHERE id > $1 ORDER BY id LIMIT $2", 2,
+                         NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            log_error("sequencer: reading events to publish: %s", PQresultErrorMessage(res));
+            PQclear(res);
+            return;
+        }
+        rows = PQntuples(res);
+        for (int row = 0; row < rows; row++) {
+            s_publish_row(self, res, row);
+            self->published = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+        }
+        PQclear(res);
+    } while (rows == SEQUENCER_PUBLISH_MAX);
+}
+
 int sequencer_run(sequencer_t *self)
 {
     if (!s_connected(self)) {
@@ -113,6 +201,9 @@ int sequencer_run(sequencer_t *self)
     do
         moved = s_batch(self);
     while (moved == SEQUENCER_BATCH && zclock_mono() < deadline);
+    /* Another sequencer may have numbered events too: publishing reads events, not what moved here. */
+    if (moved >= 0)
+        s_publish(self);
     /* A full last batch means more is waiting: run again as soon as the broker has been served. */
     int wait = moved < 0 ? SEQUENCER_RECONNECT_MS : moved == SEQUENCER_BATCH ? 0 : SEQUENCER_TICK_MS;
     self->wake_at = zclock_mono() + wait;

@@ -15,19 +15,17 @@
 #include <string.h>
 
 #include "actors/store/resource.h"
+#include "common/event_json.h"
 #include "common/json_writer.h"
 #include "common/problem.h"
 
 #define EVENTS_TYPES_MAX  16 /* types in one ?type= */
 #define EVENTS_TYPE_LEN   64 /* bytes of one type name */
 #define EVENTS_PARAM_MAX  64 /* bytes of any other filter value */
-#define EVENTS_PATH_LEN   64
 #define EVENTS_QUERY_SIZE (EVENTS_TYPES_MAX * (EVENTS_TYPE_LEN + 1) * 3 + 8 * EVENTS_PARAM_MAX * 3 + 128)
 
-#define SQL_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-
 /* Columns every statement selects, in the order s_render reads them. */
-#define EVENT_COLUMNS "id, type, " SQL_TS("occurred_at") ", " SQL_TS("created_at") ", campaign_id, caller_id, payload::text"
+#define EVENT_COLUMNS EVENT_JSON_COLUMNS
 
 typedef struct {
     char types[EVENTS_TYPES_MAX * (EVENTS_TYPE_LEN + 1) + 3]; /* a text[] literal, or "" */
@@ -211,54 +209,26 @@ static int s_query(resource_call_t *call, events_query_t *q)
     return -1;
 }
 
-static void s_link(json_writer_t *w, const api_request_t *req, const char *name, const char *path)
+/* One row of EVENT_JSON_COLUMNS as the shared rendering's fields. */
+static event_fields_t s_fields(PGresult *res, int row)
 {
-    char uri[1024];
-    snprintf(uri, sizeof(uri), "%s%s", req->base_url, path);
-    json_writer_object_begin(w);
-    json_writer_kv_string(w, "name", name);
-    json_writer_kv_string(w, "uri", uri);
-    json_writer_object_end(w);
+    return (event_fields_t){
+        .id = PQgetvalue(res, row, 0),
+        .type = PQgetvalue(res, row, 1),
+        .occurred_at = PQgetvalue(res, row, 2),
+        .created_at = PQgetvalue(res, row, 3),
+        .campaign_id = PQgetisnull(res, row, 4) ? NULL : PQgetvalue(res, row, 4),
+        .caller_id = PQgetisnull(res, row, 5) ? NULL : PQgetvalue(res, row, 5),
+        .payload = PQgetvalue(res, row, 6),
+        .payload_len = (size_t)PQgetlength(res, row, 6),
+    };
 }
 
-static void s_raw_or_null(json_writer_t *w, const char *key, PGresult *res, int row, int col)
-{
-    json_writer_key(w, key);
-    if (PQgetisnull(res, row, col))
-        json_writer_null(w);
-    else
-        json_writer_raw(w, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
-}
-
-/* One event: the webhook envelope (id, type, occurred_at, data) as a resource. */
+/* One event: the webhook envelope (id, type, occurred_at, data) as a resource (common/event_json.c). */
 static void s_render(json_writer_t *w, const api_request_t *req, PGresult *res, int row)
 {
-    char path[EVENTS_PATH_LEN], uri[1024];
-    snprintf(path, sizeof(path), "/v1/events/%s", PQgetvalue(res, row, 0));
-    snprintf(uri, sizeof(uri), "%s%s", req->base_url, path);
-    json_writer_object_begin(w);
-    json_writer_kv_string(w, "uri", uri);
-    json_writer_kv_string(w, "name", PQgetvalue(res, row, 1));
-    s_raw_or_null(w, "id", res, row, 0);
-    json_writer_kv_string(w, "type", PQgetvalue(res, row, 1));
-    json_writer_kv_string(w, "occurred_at", PQgetvalue(res, row, 2));
-    json_writer_kv_string(w, "created_at", PQgetvalue(res, row, 3));
-    s_raw_or_null(w, "campaign_id", res, row, 4);
-    s_raw_or_null(w, "caller_id", res, row, 5);
-    s_raw_or_null(w, "data", res, row, 6);
-    json_writer_key(w, "actions");
-    json_writer_array_begin(w);
-    json_writer_array_end(w);
-    json_writer_key(w, "resources");
-    json_writer_array_begin(w);
-    if (!PQgetisnull(res, row, 4)) {
-        snprintf(path, sizeof(path), "/v1/campaigns/%s", PQgetvalue(res, row, 4));
-        s_link(w, req, "campaign", path);
-        snprintf(path, sizeof(path), "/v1/events?campaign_id=%s", PQgetvalue(res, row, 4));
-        s_link(w, req, "campaign_events", path);
-    }
-    json_writer_array_end(w);
-    json_writer_object_end(w);
+    event_fields_t e = s_fields(res, row);
+    event_json_render(w, req->base_url, &e);
 }
 
 static void s_reply_writer(resource_call_t *call, json_writer_t *w)

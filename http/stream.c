@@ -1,0 +1,817 @@
+/*
+ * GET /v1/events/stream: Server-Sent Events of the account's events, live (http/README.md,
+ * docs/api.md "Event streams").
+ *
+ * Each event-loop thread SUBscribes to the fan-out process's publisher (actors/fanout/sequencer.h)
+ * from inside its own loop, the way bridge.c watches its DEALER, so an event reaches the streams
+ * of that thread without crossing threads or locks. Every frame is checked (two parts, sizes,
+ * ids, type, a JSON object with the same id); a bad one is logged and dropped.
+ *
+ * Nothing is ever skipped silently. Ids are global and gapless, so the thread's subscriber knows
+ * it missed something when an id is not the one after the last (a PUB socket drops at its
+ * high-water mark and while reconnecting; a restarted fan-out publishes from its start). Every
+ * stream of the thread then catches up from the database through the events API (GET /v1/events
+ * with its own credentials and filters, relayed to the store like every request), buffering live
+ * events meanwhile, and delivers the buffered ones above what the database gave. A new stream
+ * does the same from its Last-Event-ID: it is registered (buffering) before its first read, so
+ * what commits between the read and the first live event is in one or the other, and duplicates
+ * are dropped by id.
+ *
+ * Slow consumers: output waits for h2o's proceed callback, so events queue per stream. Past
+ * STREAM_QUEUE_EVENTS events or STREAM_QUEUE_BYTES bytes the queue is dropped and the stream ends
+ * with `event: overflow` and the last id handed to the connection; the client resumes from it.
+ * Nothing else waits for a slow stream.
+ */
+#include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/fanout/sequencer.h"
+#include "common/log.h"
+#include "common/urlform.h"
+#include "http/problem.h"
+#include "http/server.h"
+
+/* A stream's queue holds a few of the sequencer's batches (SEQUENCER_BATCH events arrive at once). */
+#define STREAM_QUEUE_EVENTS 4096
+#define STREAM_QUEUE_BYTES  (4 * 1024 * 1024)
+#define STREAM_HEARTBEAT_MS 15000
+#define STREAM_RETRY_MS     2000
+#define STREAM_PAGE         100 /* the events API's largest page */
+#define STREAM_TYPES_MAX    16
+#define STREAM_DRAIN_BATCH  256
+#define STREAM_SUB_RCVHWM   100000
+#define STREAM_QUERY_MAX    2048
+#define STREAM_BASE_MAX     300
+
+typedef enum { PHASE_CATCHUP, PHASE_LIVE, PHASE_CLOSING } stream_phase_t;
+
+typedef struct {
+    int64_t id;
+    char *text; /* the whole SSE event */
+    size_t len;
+} queued_t;
+
+typedef struct {
+    h2o_generator_t generator; /* first: h2o hands it back to the callbacks */
+    h2o_linklist_t link;       /* in the thread's hub */
+    h2o_req_t *req;
+    h2o_timeout_entry_t heartbeat;
+    int64_t account_id, campaign_id, caller_id; /* 0: no filter */
+    char types[STREAM_TYPES_MAX][EVENTS_PUB_TYPE_MAX + 1];
+    size_t num_types;
+    char base[STREAM_BASE_MAX];
+    h2o_iovec_t query; /* the client's query, copied into the pool, forwarded with every read */
+    stream_phase_t phase;
+    int started;      /* the response's head is out */
+    int newest_first; /* the first read asks for the latest event only: no replay */
+    int fetching;     /* a read of the events API is in flight */
+    int again;        /* a gap was seen during the read: read once more before going live */
+    int64_t last_id;  /* the last event queued for the client (or, before any, where it starts) */
+    int64_t sent_id;  /* the last event handed to the connection */
+    queued_t *live;   /* live events held while catching up */
+    size_t num_live, cap_live, live_bytes;
+    char *out; /* SSE text waiting for the connection */
+    size_t out_len, out_cap, out_events;
+    int64_t out_last;
+    char *fly; /* SSE text handed to h2o_send, until proceed */
+    int sending;
+    int final;   /* the last send was the end */
+    int stopped; /* h2o stopped the response (the client left): nothing more may be sent */
+} stream_t;
+
+typedef struct {
+    h2o_context_t *ctx;
+    zsock_t *sub;
+    h2o_socket_t *watcher; /* owns the dup of ZMQ_FD */
+    h2o_timeout_entry_t drain_later;
+    h2o_timeout_t heartbeat;
+    int heartbeat_inited;
+    int64_t last_seen; /* the last id received; -1 before the first */
+    h2o_linklist_t streams;
+    uint64_t dropped; /* malformed frames */
+} stream_hub_t;
+
+static _Thread_local stream_hub_t *s_hub;
+
+static void s_fetch(stream_t *st);
+static void s_flush(stream_t *st);
+
+/* ---- output ---------------------------------------------------------------------------------- */
+
+static int s_out_append(stream_t *st, const char *text, size_t len)
+{
+    if (st->out_len + len > st->out_cap) {
+        size_t cap = st->out_cap ? st->out_cap : 4096;
+        while (cap < st->out_len + len)
+            cap *= 2;
+        char *p = realloc(st->out, cap);
+        if (p == NULL)
+            return -1;
+        st->out = p;
+        st->out_cap = cap;
+    }
+    memcpy(st->out + st->out_len, text, len);
+    st->out_len += len;
+    return 0;
+}
+
+static void s_drop_live(stream_t *st)
+{
+    for (size_t i = 0; i < st->num_live; i++)
+        free(st->live[i].text);
+    st->num_live = 0;
+    st->live_bytes = 0;
+}
+
+/* The end of the stream: whatever is queued is dropped, the client is told where to resume. */
+static void s_overflow(stream_t *st)
+{
+    char text[128];
+    int n = snprintf(text, sizeof(text), "event: overflow\ndata: {\"resume_after\": %" PRId64 "}\n\n", st->sent_id);
+    s_drop_live(st);
+    st->out_len = 0;
+    st->out_events = 0;
+    st->phase = PHASE_CLOSING;
+    s_out_append(st, text, (size_t)n);
+    log_info("event stream of account %" PRId64 " overflowed after event %" PRId64 ": closed", st->account_id, st->sent_id);
+    s_flush(st);
+}
+
+static int s_over_bounds(const stream_t *st, size_t more_bytes)
+{
+    return st->out_events + st->num_live + 1 > STREAM_QUEUE_EVENTS ||
+           st->out_len + st->live_bytes + more_bytes > STREAM_QUEUE_BYTES;
+}
+
+/* Queues one event's text for the client, in order; the overflow when the queue is full. */
+static void s_queue(stream_t *st, int64_t id, const char *text, size_t len)
+{
+    if (st->phase == PHASE_CLOSING || id <= st->last_id)
+        return;
+    if (s_over_bounds(st, len) || s_out_append(st, text, len) != 0) {
+        s_overflow(st);
+        return;
+    }
+    st->out_events++;
+    st->out_last = id;
+    st->last_id = id;
+}
+
+static void s_flush(stream_t *st)
+{
+    if (!st->started || st->stopped || st->sending || st->final || st->out_len == 0)
+        return;
+    st->fly = st->out;
+    h2o_iovec_t buf = h2o_iovec_init(st->fly, st->out_len);
+    st->out = NULL;
+    st->out_len = st->out_cap = 0;
+    if (st->out_events)
+        st->sent_id = st->out_last;
+    st->out_events = 0;
+    st->sending = 1;
+    st->final = st->phase == PHASE_CLOSING;
+    h2o_send(st->req, &buf, 1, st->final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
+{
+    stream_t *st = (stream_t *)generator;
+    free(st->fly);
+    st->fly = NULL;
+    st->sending = 0;
+    s_flush(st);
+}
+
+static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
+{
+    stream_t *st = (stream_t *)generator;
+    st->phase = PHASE_CLOSING;
+    st->stopped = 1;
+}
+
+static void on_heartbeat(h2o_timeout_entry_t *entry)
+{
+    stream_t *st = H2O_STRUCT_FROM_MEMBER(stream_t, heartbeat, entry);
+    if (st->phase != PHASE_CLOSING && !st->sending && st->out_len == 0) {
+        static const char comment[] = ": keep-alive\n\n";
+        s_out_append(st, comment, sizeof(comment) - 1);
+        s_flush(st);
+    }
+    h2o_timeout_link(s_hub->ctx->loop, &s_hub->heartbeat, &st->heartbeat);
+}
+
+/* The pool is going: the client left or the response ended. */
+static void on_stream_dispose(void *p)
+{
+    stream_t *st = p;
+    if (h2o_linklist_is_linked(&st->link))
+        h2o_linklist_unlink(&st->link);
+    if (h2o_timeout_is_linked(&st->heartbeat))
+        h2o_timeout_unlink(&st->heartbeat);
+    s_drop_live(st);
+    free(st->live);
+    free(st->out);
+    free(st->fly);
+}
+
+/* ---- events --------------------------------------------------------------------------------- */
+
+/* The document with its own links made absolute for this client, as one SSE event. */
+static char *s_render(const stream_t *st, json_t *doc, int64_t id, const char *type, size_t *len)
+{
+    json_t *copy = json_deep_copy(doc);
+    if (copy == NULL)
+        return NULL;
+    char uri[1024];
+    const char *u = json_string_value(json_object_get(copy, "uri"));
+    if (u && u[0] == '/') {
+        snprintf(uri, sizeof(uri), "%s%s", st->base, u);
+        json_object_set_new(copy, "uri", json_string(uri));
+    }
+    size_t i;
+    json_t *link;
+    json_array_foreach(json_object_get(copy, "resources"), i, link)
+    {
+        u = json_string_value(json_object_get(link, "uri"));
+        if (u && u[0] == '/') {
+            snprintf(uri, sizeof(uri), "%s%s", st->base, u);
+            json_object_set_new(link, "uri", json_string(uri));
+        }
+    }
+    char *data = json_dumps(copy, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(copy);
+    if (data == NULL)
+        return NULL;
+    size_t need = strlen(data) + strlen(type) + 64;
+    char *text = malloc(need);
+    if (text)
+        *len = (size_t)snprintf(text, need, "id: %" PRId64 "\nevent: %s\ndata: %s\n\n", id, type, data);
+    free(data);
+    return text;
+}
+
+static int s_matches(const stream_t *st, int64_t account, int64_t campaign, int64_t caller, const char *type)
+{
+    if (account != st->account_id || (st->campaign_id && campaign != st->campaign_id) || (st->caller_id && caller != st->caller_id))
+        return 0;
+    if (st->num_types == 0)
+        return 1;
+    for (size_t i = 0; i < st->num_types; i++)
+        if (strcmp(st->types[i], type) == 0)
+            return 1;
+    return 0;
+}
+
+/* A live event for one stream: queued, or held while the stream catches up. */
+static void s_deliver(stream_t *st, int64_t id, json_t *doc, const char *type)
+{
+    if (st->phase == PHASE_CLOSING)
+        return;
+    size_t len;
+    char *text = s_render(st, doc, id, type, &len);
+    if (text == NULL) {
+        s_overflow(st);
+        return;
+    }
+    if (st->phase == PHASE_LIVE) {
+        s_queue(st, id, text, len);
+        free(text);
+        s_flush(st);
+        return;
+    }
+    if (s_over_bounds(st, len)) {
+        free(text);
+        s_overflow(st);
+        return;
+    }
+    if (st->num_live == st->cap_live) {
+        size_t cap = st->cap_live ? st->cap_live * 2 : 16;
+        queued_t *p = realloc(st->live, cap * sizeof(*p));
+        if (p == NULL) {
+            free(text);
+            s_overflow(st);
+            return;
+        }
+        st->live = p;
+        st->cap_live = cap;
+    }
+    st->live[st->num_live++] = (queued_t){id, text, len};
+    st->live_bytes += len;
+}
+
+/* Something was missed: every stream reads the database again from what it last queued. */
+static void s_resync(stream_t *st)
+{
+    if (st->phase == PHASE_CLOSING)
+        return;
+    if (st->phase == PHASE_CATCHUP) {
+        st->again = 1;
+        return;
+    }
+    st->phase = PHASE_CATCHUP;
+    s_fetch(st);
+}
+
+static int64_t s_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return (int64_t)v;
+}
+
+/* One frame checked and handed to the thread's streams; a bad one is counted and logged. */
+static void s_on_event(stream_hub_t *hub, const unsigned char *header, size_t header_len, const char *doc_text, size_t doc_len)
+{
+    const char *why = NULL;
+    int64_t id = 0, account = 0, campaign = 0, caller = 0;
+    char type[EVENTS_PUB_TYPE_MAX + 1] = "";
+    json_t *doc = NULL;
+    if (header_len != EVENTS_PUB_HEADER_SIZE || doc_len == 0 || doc_len > EVENTS_PUB_DOC_MAX) {
+        why = "bad frame sizes";
+        goto Error;
+    }
+    id = s_be64(header), account = s_be64(header + 8), campaign = s_be64(header + 16), caller = s_be64(header + 24);
+    memcpy(type, header + 32, EVENTS_PUB_TYPE_MAX);
+    size_t tlen = strnlen(type, EVENTS_PUB_TYPE_MAX);
+    for (size_t i = tlen; i < EVENTS_PUB_TYPE_MAX; i++)
+        if (type[i] != '\0')
+            why = "type not NUL-padded";
+    for (size_t i = 0; i < tlen; i++)
+        if (!((type[i] >= 'a' && type[i] <= 'z') || (type[i] >= '0' && type[i] <= '9') || type[i] == '.' || type[i] == '_'))
+            why = "bad type";
+    if (why == NULL && (id <= 0 || account <= 0 || campaign < 0 || caller < 0 || tlen == 0))
+        why = "bad ids or type";
+    if (why)
+        goto Error;
+    doc = json_loadb(doc_text, doc_len, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(doc) || json_integer_value(json_object_get(doc, "id")) != id ||
+        strcmp(json_string_value(json_object_get(doc, "type")) ? json_string_value(json_object_get(doc, "type")) : "", type) != 0) {
+        why = "document does not match its header";
+        goto Error;
+    }
+    if (hub->last_seen >= 0 && id <= hub->last_seen) {
+        json_decref(doc);
+        return; /* already delivered or read: a restarted publisher starts where it finds the database */
+    }
+    int gap = hub->last_seen < 0 || id != hub->last_seen + 1;
+    hub->last_seen = id;
+    for (h2o_linklist_t *n = hub->streams.next, *next; n != &hub->streams; n = next) {
+        next = n->next;
+        stream_t *st = H2O_STRUCT_FROM_MEMBER(stream_t, link, n);
+        if (gap)
+            s_resync(st);
+        if (s_matches(st, account, campaign, caller, type))
+            s_deliver(st, id, doc, type);
+    }
+    json_decref(doc);
+    return;
+
+Error:
+    json_decref(doc);
+    hub->dropped++;
+    log_warn("event stream: frame dropped (%s); event %" PRId64, why, id);
+}
+
+static void s_hub_drain(stream_hub_t *hub)
+{
+    void *sock = zsock_resolve(hub->sub);
+    for (int budget = STREAM_DRAIN_BATCH; budget > 0; budget--) {
+        if (!(zsock_events(hub->sub) & ZMQ_POLLIN))
+            return;
+        zmq_msg_t parts[2];
+        size_t n = 0;
+        int more = 1;
+        while (more) {
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            if (zmq_msg_recv(&part, sock, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&part);
+                break;
+            }
+            more = zmq_msg_more(&part);
+            if (n < 2)
+                parts[n++] = part;
+            else {
+                zmq_msg_close(&part);
+                n = 3; /* too many parts */
+            }
+        }
+        if (n == 2)
+            s_on_event(hub, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]));
+        else if (n != 0) {
+            hub->dropped++;
+            log_warn("event stream: frame dropped (%zu parts)", n);
+        }
+        for (size_t i = 0; i < n && i < 2; i++)
+            zmq_msg_close(&parts[i]);
+    }
+    /* Bound reached: no new edge will come for what is left. */
+    if (!h2o_timeout_is_linked(&hub->drain_later))
+        h2o_timeout_link(hub->ctx->loop, &hub->ctx->zero_timeout, &hub->drain_later);
+}
+
+static void on_hub_readable(h2o_socket_t *sock, const char *err)
+{
+    s_hub_drain(sock->data);
+}
+
+static void on_hub_drain_later(h2o_timeout_entry_t *entry)
+{
+    s_hub_drain(H2O_STRUCT_FROM_MEMBER(stream_hub_t, drain_later, entry));
+}
+
+int http_stream_thread_init(h2o_context_t *ctx, const char *endpoint)
+{
+    stream_hub_t *hub = calloc(1, sizeof(*hub));
+    if (hub == NULL)
+        return -1;
+    hub->ctx = ctx;
+    hub->last_seen = -1;
+    hub->drain_later.cb = on_hub_drain_later;
+    h2o_linklist_init_anchor(&hub->streams);
+    h2o_timeout_init(ctx->loop, &hub->heartbeat, STREAM_HEARTBEAT_MS);
+    hub->heartbeat_inited = 1;
+    s_hub = hub;
+    int fd;
+    if ((hub->sub = zsock_new(ZMQ_SUB)) == NULL)
+        goto Error;
+    zsock_set_rcvhwm(hub->sub, STREAM_SUB_RCVHWM);
+    zsock_set_maxmsgsize(hub->sub, EVENTS_PUB_DOC_MAX + EVENTS_PUB_HEADER_SIZE);
+    zsock_set_linger(hub->sub, 0);
+    zsock_set_subscribe(hub->sub, "");
+    if (zsock_connect(hub->sub, "%s", endpoint) != 0) {
+        log_error("cannot connect to the event publisher at %s", endpoint);
+        goto Error;
+    }
+    if ((fd = fcntl(zsock_fd(hub->sub), F_DUPFD_CLOEXEC, 0)) == -1) {
+        log_error("dup(ZMQ_FD): %s", strerror(errno));
+        goto Error;
+    }
+    hub->watcher = h2o_evloop_socket_create(ctx->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    hub->watcher->data = hub;
+    h2o_socket_read_start(hub->watcher, on_hub_readable);
+    return 0;
+
+Error:
+    http_stream_thread_dispose();
+    return -1;
+}
+
+void http_stream_thread_run(void)
+{
+    if (s_hub && s_hub->sub)
+        s_hub_drain(s_hub);
+}
+
+void http_stream_thread_dispose(void)
+{
+    stream_hub_t *hub = s_hub;
+    if (hub == NULL)
+        return;
+    while (!h2o_linklist_is_empty(&hub->streams)) {
+        stream_t *st = H2O_STRUCT_FROM_MEMBER(stream_t, link, hub->streams.next);
+        h2o_linklist_unlink(&st->link);
+        if (h2o_timeout_is_linked(&st->heartbeat))
+            h2o_timeout_unlink(&st->heartbeat);
+    }
+    if (h2o_timeout_is_linked(&hub->drain_later))
+        h2o_timeout_unlink(&hub->drain_later);
+    if (hub->heartbeat_inited)
+        h2o_timeout_dispose(hub->ctx->loop, &hub->heartbeat);
+    if (hub->watcher)
+        h2o_socket_close(hub->watcher);
+    zsock_destroy(&hub->sub);
+    if (hub->dropped)
+        log_info("event stream: %" PRIu64 " malformed frames dropped", hub->dropped);
+    free(hub);
+    s_hub = NULL;
+}
+
+/* ---- reading the database through the events API --------------------------------------------- */
+
+static stream_t *s_stream_of(h2o_req_t *req)
+{
+    if (s_hub == NULL)
+        return NULL;
+    for (h2o_linklist_t *n = s_hub->streams.next; n != &s_hub->streams; n = n->next) {
+        stream_t *st = H2O_STRUCT_FROM_MEMBER(stream_t, link, n);
+        if (st->req == req)
+            return st;
+    }
+    return NULL;
+}
+
+/* Ends a stream that cannot go on (the store failed): a started one where the client resumes from
+ * sent_id, one not started yet with a problem document. */
+static void s_end(stream_t *st)
+{
+    if (!st->started) {
+        h2o_linklist_unlink(&st->link);
+        http_problem_send(st->req, 500, "internal-error", "Internal Server Error", "the events cannot be read");
+        return;
+    }
+    st->phase = PHASE_CLOSING;
+    s_drop_live(st);
+    s_flush(st);
+    if (!st->stopped && !st->sending && !st->final) {
+        st->final = 1;
+        st->sending = 1;
+        h2o_send(st->req, NULL, 0, H2O_SEND_STATE_FINAL);
+    }
+}
+
+static void s_start(stream_t *st)
+{
+    static h2o_generator_t generator = {on_proceed, on_stop};
+    st->generator = generator;
+    http_response_init(st->req, 200);
+    h2o_add_header(&st->req->pool, &st->req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
+    h2o_add_header(&st->req->pool, &st->req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_start_response(st->req, &st->generator);
+    st->started = 1;
+    char retry[32];
+    int n = snprintf(retry, sizeof(retry), "retry: %d\n\n", STREAM_RETRY_MS);
+    s_out_append(st, retry, (size_t)n);
+    h2o_timeout_link(s_hub->ctx->loop, &s_hub->heartbeat, &st->heartbeat);
+}
+
+/* The events API's page: queued in order; more pages, or the held live events, follow. */
+static void on_fetch_reply(h2o_req_t *req, const http_reply_t *reply)
+{
+    stream_t *st = s_stream_of(req);
+    if (st == NULL)
+        return;
+    st->fetching = 0;
+    msg_api_response_t res = {0};
+    char err[160];
+    int ok = reply->kind == HTTP_REPLY_BROKER && reply->status == BRK_STATUS_OK &&
+             msg_api_response_decode(reply->body, reply->size, &res, err, sizeof(err)) == 0 && res.status == 200 && res.has_body;
+    json_t *root = ok ? json_loadb(res.body.ptr, res.body.len, 0, NULL) : NULL;
+    json_t *items = json_object_get(root, "items");
+    if (!json_is_array(items) || json_array_size(items) > STREAM_PAGE) {
+        json_decref(root);
+        if (!st->started) {
+            h2o_linklist_unlink(&st->link);
+            if (ok)
+                http_problem_send(req, 502, "bad-gateway", "Bad Gateway", "the service sent an unexpected answer");
+            else
+                http_api_on_reply(req, reply); /* the store's refusal (422 for a bad filter) as it is */
+            return;
+        }
+        log_warn("event stream of account %" PRId64 ": cannot read the events (%s); closing", st->account_id,
+                 ok ? "bad answer" : "store unavailable");
+        s_end(st);
+        return;
+    }
+    size_t count = json_array_size(items);
+    if (!st->started)
+        s_start(st);
+    if (st->newest_first) {
+        /* Live from the latest event: nothing before it is replayed. */
+        st->newest_first = 0;
+        json_int_t latest = count ? json_integer_value(json_object_get(json_array_get(items, 0), "id")) : 0;
+        if (latest > st->last_id)
+            st->last_id = latest;
+        count = 0;
+    } else {
+        for (size_t i = 0; i < count && st->phase != PHASE_CLOSING; i++) {
+            json_t *item = json_array_get(items, i);
+            json_int_t id = json_integer_value(json_object_get(item, "id"));
+            const char *type = json_string_value(json_object_get(item, "type"));
+            if (id <= st->last_id || type == NULL || strlen(type) > EVENTS_PUB_TYPE_MAX) {
+                log_warn("event stream: the events API answered out of order at %" PRId64, (int64_t)id);
+                json_decref(root);
+                s_end(st);
+                return;
+            }
+            size_t len;
+            char *text = s_render(st, item, id, type, &len);
+            if (text == NULL) {
+                s_overflow(st);
+                break;
+            }
+            s_queue(st, id, text, len);
+            free(text);
+        }
+    }
+    json_decref(root);
+    if (st->phase == PHASE_CLOSING) {
+        s_flush(st);
+        return;
+    }
+    if (count == STREAM_PAGE || st->again) {
+        st->again = 0;
+        s_flush(st);
+        s_fetch(st);
+        return;
+    }
+    /* Caught up: the held live events above what the database gave follow in order. */
+    st->phase = PHASE_LIVE;
+    for (size_t i = 0; i < st->num_live && st->phase == PHASE_LIVE; i++)
+        s_queue(st, st->live[i].id, st->live[i].text, st->live[i].len);
+    s_drop_live(st);
+    s_flush(st);
+}
+
+/* Asks the events API for what follows last_id (or, the first time without a cursor, for the
+ * latest event), with the client's credentials and filters. */
+static void s_fetch(stream_t *st)
+{
+    if (st->fetching)
+        return;
+    char query[STREAM_QUERY_MAX + 64];
+    if (st->newest_first)
+        snprintf(query, sizeof(query), "limit=1&%.*s", (int)st->query.len, st->query.base);
+    else
+        snprintf(query, sizeof(query), "after=%" PRId64 "&limit=%d&%.*s", st->last_id, STREAM_PAGE, (int)st->query.len,
+                 st->query.base);
+    size_t len = strlen(query);
+    if (len && query[len - 1] == '&')
+        query[--len] = '\0';
+    char *q = h2o_mem_alloc_pool(&st->req->pool, len + 1);
+    memcpy(q, query, len + 1);
+    msg_api_request_t m = {0};
+    if (http_api_collect(st->req, &m) != 0) {
+        /* on_req collected the same headers before: only a started stream can get here */
+        s_end(st);
+        return;
+    }
+    m.method = msg_str("GET");
+    m.path = msg_str("/v1/events");
+    m.query = (msg_str_t){q, (uint32_t)len};
+    m.has_query = true;
+    m.has_body = false;
+    st->fetching = 1;
+    if (!st->started) {
+        if (http_api_send(st->req, &m, on_fetch_reply) != 0) {
+            h2o_linklist_unlink(&st->link); /* answered there */
+            st->fetching = 0;
+        }
+    } else if (http_api_send_started(st->req, &m, on_fetch_reply) != 0) {
+        st->fetching = 0;
+        s_end(st); /* the client resumes from what it got */
+    }
+}
+
+/* ---- the request ----------------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t after; /* -1: none */
+    int64_t campaign_id, caller_id;
+    char types[STREAM_TYPES_MAX][EVENTS_PUB_TYPE_MAX + 1];
+    size_t num_types;
+} stream_args_t;
+
+static int s_integer(const char *s, size_t len, int64_t min, int64_t *out)
+{
+    if (len == 0 || len > 18 || (s[0] == '0' && len > 1))
+        return -1;
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return v >= min ? 0 : -1;
+}
+
+/* 1 when the query names only the stream's parameters and credentials. */
+static int s_known_names(h2o_iovec_t query)
+{
+    static const char *known[] = {"after", "campaign_id", "caller_id", "type", "api_key", "api_auth"};
+    for (size_t at = 0; at < query.len;) {
+        const char *item = query.base + at;
+        size_t len = 0;
+        while (at + len < query.len && item[len] != '&')
+            len++;
+        size_t name_len = 0;
+        while (name_len < len && item[name_len] != '=')
+            name_len++;
+        int found = name_len == 0;
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]) && !found; i++)
+            found = strlen(known[i]) == name_len && memcmp(known[i], item, name_len) == 0;
+        if (!found)
+            return 0;
+        at += len + 1;
+    }
+    return 1;
+}
+
+/* The stream's parameters; bad ones answered with a problem document. 0 or -1. */
+static int s_args(h2o_req_t *req, h2o_iovec_t query, stream_args_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->after = -1;
+    char value[STREAM_TYPES_MAX * (EVENTS_PUB_TYPE_MAX + 1) + 1];
+    int bad = !s_known_names(query);
+    if (urlform_param(query.base, query.len, "after", value, sizeof(value)) == 0)
+        bad |= s_integer(value, strlen(value), 0, &a->after) != 0;
+    if (urlform_param(query.base, query.len, "campaign_id", value, sizeof(value)) == 0)
+        bad |= s_integer(value, strlen(value), 1, &a->campaign_id) != 0;
+    if (urlform_param(query.base, query.len, "caller_id", value, sizeof(value)) == 0)
+        bad |= s_integer(value, strlen(value), 1, &a->caller_id) != 0;
+    if (urlform_param(query.base, query.len, "type", value, sizeof(value)) == 0) {
+        for (const char *t = value; !bad;) {
+            size_t n = strcspn(t, ",");
+            if (n == 0 || n > EVENTS_PUB_TYPE_MAX || a->num_types == STREAM_TYPES_MAX) {
+                bad = 1;
+                break;
+            }
+            memcpy(a->types[a->num_types], t, n);
+            a->types[a->num_types++][n] = '\0';
+            if (t[n] == '\0')
+                break;
+            t += n + 1;
+        }
+    }
+    if (bad) {
+        http_problem_send(req, 422, "invalid-query", "Invalid query parameters",
+                          "a stream takes after, campaign_id and caller_id (ids) and type (event types separated by commas)");
+        return -1;
+    }
+    /* Last-Event-ID, sent by a reconnecting EventSource, wins over ?after. */
+    ssize_t at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("last-event-id"), -1);
+    if (at != -1) {
+        h2o_iovec_t v = req->headers.entries[at].value;
+        if (s_integer(v.base, v.len, 0, &a->after) != 0) {
+            http_problem_send(req, 400, "bad-last-event-id", "Bad Request", "Last-Event-ID must be an event id");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The store's answer to GET /v1 on the client's behalf: its account, then the first read. */
+static void on_auth_reply(h2o_req_t *req, const http_reply_t *reply)
+{
+    msg_api_response_t res = {0};
+    char err[160];
+    if (reply->kind != HTTP_REPLY_BROKER || reply->status != BRK_STATUS_OK ||
+        msg_api_response_decode(reply->body, reply->size, &res, err, sizeof(err)) != 0 || res.status != 200 || !res.has_body) {
+        http_api_on_reply(req, reply);
+        return;
+    }
+    json_t *root = json_loadb(res.body.ptr, res.body.len, 0, NULL);
+    json_int_t account_id = json_integer_value(json_object_get(json_object_get(root, "account"), "id"));
+    json_decref(root);
+    h2o_iovec_t query = req->query_at < req->path.len
+                            ? h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)
+                            : h2o_iovec_init(NULL, 0);
+    if (account_id <= 0 || s_hub == NULL) {
+        http_problem_send(req, 502, "bad-gateway", "Bad Gateway", "the service sent an unexpected answer");
+        return;
+    }
+    stream_args_t a;
+    if (s_args(req, query, &a) != 0) /* parsed again into `a`: http_stream_serve checked them already */
+        return;
+    stream_t *st = h2o_mem_alloc_shared(&req->pool, sizeof(*st), on_stream_dispose);
+    memset(st, 0, sizeof(*st));
+    st->req = req;
+    st->heartbeat.cb = on_heartbeat;
+    st->account_id = account_id;
+    st->campaign_id = a.campaign_id;
+    st->caller_id = a.caller_id;
+    st->num_types = a.num_types;
+    memcpy(st->types, a.types, sizeof(a.types));
+    if (http_base_url(req, st->base, sizeof(st->base)) != 0)
+        st->base[0] = '\0';
+    st->query = query;
+    st->newest_first = a.after < 0;
+    st->last_id = a.after < 0 ? 0 : a.after;
+    st->phase = PHASE_CATCHUP;
+    /* Registered before the first read: every live event from here on is held, none is lost. */
+    h2o_linklist_insert(&s_hub->streams, &st->link);
+    s_fetch(st);
+}
+
+void http_stream_serve(h2o_req_t *req, msg_api_request_t *m)
+{
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
+        http_problem_send(req, 405, "method-not-allowed", "Method Not Allowed", "an event stream is read with GET");
+        return;
+    }
+    h2o_iovec_t query = req->query_at < req->path.len
+                            ? h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)
+                            : h2o_iovec_init(NULL, 0);
+    stream_args_t a;
+    if (query.len > STREAM_QUERY_MAX) {
+        http_problem_send(req, 414, "uri-too-long", "URI Too Long", "the query string is too long");
+        return;
+    }
+    if (s_args(req, query, &a) != 0)
+        return;
+    m->method = msg_str("GET");
+    m->path = msg_str("/v1");
+    m->has_body = false;
+    if (http_api_send(req, m, on_auth_reply) != 0)
+        log_line(LOG_LEVEL_DEBUG, NULL, "event stream: the store could not be asked");
+}
