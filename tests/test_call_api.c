@@ -240,6 +240,27 @@ static void test_bad_calls_start_nothing(void **state)
     assert_int_equal(s_count(tally), before);
 }
 
+/* Webhook endpoints are customer URLs too: the same refusal, on create and on update, and
+ * nothing is stored or changed. */
+static void test_private_webhook_endpoints_are_refused(void **state)
+{
+    const char *key = g_server->key, *auth = g_server->auth;
+    json_decref(test_call(g_server, key, auth, "POST", "/v1/webhook_endpoints", "application/json",
+                          "{\"url\": \"http://127.0.0.1:8080/hook\"}", 0, 422));
+    json_decref(test_call(g_server, key, auth, "POST", "/v1/webhook_endpoints", "application/json",
+                          "{\"url\": \"http://10.1.2.3/hook\"}", 0, 422));
+    assert_int_equal(s_count("SELECT count(*) FROM webhook_endpoints"), 0);
+    json_t *e = test_call(g_server, key, auth, "POST", "/v1/webhook_endpoints", "application/json",
+                          "{\"url\": \"" PUBLIC_HOOK "\"}", 0, 201);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/webhook_endpoints/%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(e, "id")));
+    json_decref(e);
+    json_decref(test_call(g_server, key, auth, "PATCH", path, "application/json", "{\"url\": \"http://[::1]/hook\"}", 0, 422));
+    e = test_call(g_server, key, auth, "GET", path, NULL, NULL, 0, 200);
+    assert_string_equal(json_string_value(json_object_get(e, "url")), PUBLIC_HOOK);
+    json_decref(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_a_call_through_a_form_with_a_feed),
         cmocka_unit_test(test_a_retried_call_starts_once),
         cmocka_unit_test(test_bad_calls_start_nothing),
+        cmocka_unit_test(test_private_webhook_endpoints_are_refused),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

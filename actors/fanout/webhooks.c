@@ -10,25 +10,34 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/event_json.h"
+#include "common/json_writer.h"
 #include "common/log.h"
 #include "common/netguard.h"
 #include "common/webhook_signature.h"
 
 /* How an outbox retries: back-off from `first_s`, doubling up to `max_s`, until the event is
  * `give_up_s` old. Call-state callbacks are the fast class: their receiver is a program waiting
- * for a call's progress. Notification webhooks (account and campaign events) get a long class
- * beside this one, chosen by the outbox they come from. */
+ * for a call's progress. Webhook endpoints (account and campaign events) are the long class: a
+ * receiver that is down for maintenance or a weekend still gets everything once it is back, and a
+ * retry every hour at most costs it little while it is down. Their back-off has jitter (each delay
+ * between half and all of the doubling), so the endpoints of one outage do not retry in step. */
 typedef struct {
     int first_s, max_s, give_up_s;
 } retry_class_t;
 
 static const retry_class_t s_retry_fast = {.first_s = 1, .max_s = 600, .give_up_s = 86400};
+static const retry_class_t s_retry_long = {.first_s = 5, .max_s = 3600, .give_up_s = 3 * 86400};
+
+/* Which outbox a delivery comes from: call_events (0008) or webhook_deliveries (0014). */
+typedef enum { OUTBOX_CALLS, OUTBOX_ENDPOINTS, OUTBOX_COUNT } outbox_t;
 
 /* A delivery in flight; easy is NULL when the slot is free. */
 typedef struct {
     CURL *easy;
     struct curl_slist *headers;
-    char id[24];
+    outbox_t outbox;
+    char row[24];    /* the outbox row; for call_events also the webhook-id */
     int64_t started; /* zclock_mono */
 } delivery_t;
 
@@ -98,11 +107,49 @@ static const char s_settle_sql[] =
     "greatest(least(power(2, least(greatest(e.attempts - 1, 0), 30)) * $2::int, $3::int), coalesce(a.retry_after, 0))) END "
     "FROM a WHERE e.id = a.id RETURNING e.id, e.failed_at IS NOT NULL";
 
-/* When the earliest head of a call comes due, in milliseconds from now (NULL: none pending). Only
- * heads count: the events queued behind one in back-off are due but may not be sent. */
+/* The head of each pending stream of each enabled endpoint (its lowest event id), like the call
+ * events' heads above; the event documents are read afterwards (s_endpoint_bodies). */
+static const char s_claim_endpoints_sql[] =
+    "WITH heads AS MATERIALIZED (SELECT DISTINCT ON (endpoint_id, stream) id, endpoint_id, next_attempt_at "
+    "FROM webhook_deliveries WHERE state = 'pending' ORDER BY endpoint_id, stream, event_id, id), "
+    "due AS (SELECT d.id FROM webhook_deliveries d WHERE d.id IN (SELECT h.id FROM heads h JOIN webhook_endpoints w "
+    "ON w.id = h.endpoint_id WHERE w.enabled AND h.next_attempt_at <= now() ORDER BY h.next_attempt_at, h.id LIMIT $1) "
+    "AND d.state = 'pending' FOR UPDATE OF d SKIP LOCKED) "
+    "UPDATE webhook_deliveries d SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $2), "
+    "updated_at = now() FROM due, webhook_endpoints w WHERE d.id = due.id AND w.id = d.endpoint_id "
+    "RETURNING d.id, w.url, d.event_id, "
+    "(SELECT string_agg(secret, ' ' ORDER BY id DESC) FROM (SELECT id, secret FROM webhook_secrets s "
+    "WHERE s.account_id = d.account_id AND (s.expires_at IS NULL OR s.expires_at > now()) ORDER BY id DESC LIMIT $3) newest)";
+
+/* The endpoints' counterpart of s_settle_sql. A 410 Gone disables the endpoint, and its
+ * deliveries, this one included, stay pending for an enable to resume. */
+static const char s_settle_endpoints_sql[] =
+    "WITH a AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS a(id bigint, status int, error text, duration int, "
+    "delivered bool, retry_after int, gone bool)), "
+    "log AS (INSERT INTO webhook_delivery_attempts (delivery_id, attempted_at, http_status, error, duration_ms) "
+    "SELECT id, now() - make_interval(secs => duration / 1000.0), status, error, duration FROM a), "
+    "gone AS (UPDATE webhook_endpoints w SET enabled = false, disabled_reason = 'the receiver answered 410 Gone to event ' "
+    "|| d.event_id || ' at ' || call_events_time(now()) FROM a JOIN webhook_deliveries d ON d.id = a.id "
+    "WHERE a.gone AND w.id = d.endpoint_id), "
+    "s AS (SELECT a.*, NOT a.delivered AND NOT a.gone AND d.created_at < now() - make_interval(secs => $4::int) AS given_up "
+    "FROM a JOIN webhook_deliveries d ON d.id = a.id) "
+    "UPDATE webhook_deliveries d SET state = CASE WHEN s.delivered THEN 'delivered' WHEN s.given_up THEN 'failed' "
+    "ELSE 'pending' END, settled_at = CASE WHEN s.delivered OR s.given_up THEN now() END, "
+    "last_error = CASE WHEN s.delivered THEN d.last_error ELSE s.error END, updated_at = now(), "
+    "next_attempt_at = CASE WHEN s.delivered OR s.gone THEN now() ELSE now() + make_interval(secs => "
+    "greatest(least(power(2, least(greatest(d.attempts - 1, 0), 30)) * $2::int, $3::int) * (0.5 + random() / 2), "
+    "coalesce(s.retry_after, 0))) END "
+    "FROM s WHERE d.id = s.id RETURNING d.id, d.state = 'failed'";
+
+/* When the earliest head of a call or of an endpoint's stream comes due, in milliseconds from now
+ * (NULL: none pending). Only heads count: the events queued behind one in back-off are due but
+ * may not be sent. */
 static const char s_next_sql[] =
-    "SELECT ceil(extract(epoch FROM min(e.next_attempt_at) - now()) * 1000) FROM call_events e JOIN (SELECT DISTINCT ON "
-    "(call_id) id FROM call_events WHERE delivered_at IS NULL AND failed_at IS NULL ORDER BY call_id, id) AS heads USING (id)";
+    "SELECT ceil(extract(epoch FROM least((SELECT min(e.next_attempt_at) FROM call_events e JOIN (SELECT DISTINCT ON "
+    "(call_id) id FROM call_events WHERE delivered_at IS NULL AND failed_at IS NULL ORDER BY call_id, id) AS heads USING (id)), "
+    "(SELECT min(d.next_attempt_at) FROM webhook_deliveries d JOIN (SELECT DISTINCT ON (endpoint_id, stream) id, endpoint_id "
+    "FROM webhook_deliveries WHERE state = 'pending' ORDER BY endpoint_id, stream, event_id, id) AS heads USING (id) "
+    "JOIN webhook_endpoints w ON w.id = heads.endpoint_id WHERE w.enabled)) - now()) * 1000)";
 
 typedef struct {
     bool delivered, gone;
@@ -200,11 +247,14 @@ void webhooks_destroy(webhooks_t **self_p)
         if (d->easy == NULL)
             continue;
         /* The receiver may have it already: a second copy is what webhook-id de-duplicates. */
-        const char *params[] = {d->id};
+        const char *params[] = {d->row};
         if (s_connected(self))
             PQclear(PQexecParams(self->conn,
-                                 "UPDATE call_events SET attempts = attempts - 1, next_attempt_at = now() WHERE id = $1 "
-                                 "AND delivered_at IS NULL AND failed_at IS NULL",
+                                 d->outbox == OUTBOX_CALLS
+                                     ? "UPDATE call_events SET attempts = attempts - 1, next_attempt_at = now() WHERE id = $1 "
+                                       "AND delivered_at IS NULL AND failed_at IS NULL"
+                                     : "UPDATE webhook_deliveries SET attempts = attempts - 1, next_attempt_at = now() "
+                                       "WHERE id = $1 AND state = 'pending'",
                                  1, NULL, params, NULL, NULL, 0));
         s_free_delivery(self, d);
     }
@@ -230,8 +280,9 @@ static void s_connect(webhooks_t *self)
      * fraction of a second of them, which sends those events again (at least once, deduplicated
      * by webhook-id), never loses one. Waiting for every settle's flush would bound deliveries
      * at one per disk flush. */
-    PGresult *res =
-        PQstatus(self->conn) == CONNECTION_OK ? PQexec(self->conn, "SET synchronous_commit = off; LISTEN call_events") : NULL;
+    PGresult *res = PQstatus(self->conn) == CONNECTION_OK
+                        ? PQexec(self->conn, "SET synchronous_commit = off; LISTEN call_events; LISTEN webhook_deliveries")
+                        : NULL;
     bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     if (!ok) {
@@ -323,9 +374,10 @@ static json_t *s_outcome(const char *id, const attempt_t *attempt)
     return o;
 }
 
-/* Records the outcomes of `n` attempts (ids[i], attempts[i]) in one statement. */
-static void s_settle(webhooks_t *self, char (*ids)[24], const attempt_t *attempts, int n)
+/* Records the outcomes of `n` attempts (rows ids[i] of the outbox, attempts[i]) in one statement. */
+static void s_settle(webhooks_t *self, outbox_t outbox, char (*ids)[24], const attempt_t *attempts, int n)
 {
+    const retry_class_t *retry = outbox == OUTBOX_CALLS ? &s_retry_fast : &s_retry_long;
     if (n == 0)
         return;
     /* Whatever happens to the record, the calls' next events may be due now. */
@@ -344,11 +396,12 @@ static void s_settle(webhooks_t *self, char (*ids)[24], const attempt_t *attempt
         return;
     }
     char first[16], max[16], give_up[16];
-    snprintf(first, sizeof(first), "%d", s_retry_fast.first_s);
-    snprintf(max, sizeof(max), "%d", s_retry_fast.max_s);
-    snprintf(give_up, sizeof(give_up), "%d", s_retry_fast.give_up_s);
+    snprintf(first, sizeof(first), "%d", retry->first_s);
+    snprintf(max, sizeof(max), "%d", retry->max_s);
+    snprintf(give_up, sizeof(give_up), "%d", retry->give_up_s);
     const char *params[] = {text, first, max, give_up};
-    PGresult *res = PQexecParams(self->conn, s_settle_sql, 4, NULL, params, NULL, NULL, 0);
+    PGresult *res =
+        PQexecParams(self->conn, outbox == OUTBOX_CALLS ? s_settle_sql : s_settle_endpoints_sql, 4, NULL, params, NULL, NULL, 0);
     free(text);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_error("webhooks: %d outcomes not recorded (posted again when their leases end): %s", n, PQresultErrorMessage(res));
@@ -362,8 +415,8 @@ static void s_settle(webhooks_t *self, char (*ids)[24], const attempt_t *attempt
         for (int r = 0; r < PQntuples(res); r++)
             if (strcmp(PQgetvalue(res, r, 0), ids[i]) == 0)
                 given_up = PQgetvalue(res, r, 1)[0] == 't';
-        log_warn("webhooks: event=%s not delivered: %s%s", ids[i], attempts[i].error,
-                 attempts[i].gone ? " (the call's URL is given up)"
+        log_warn("webhooks: %s=%s not delivered: %s%s", outbox == OUTBOX_CALLS ? "event" : "delivery", ids[i], attempts[i].error,
+                 attempts[i].gone ? (outbox == OUTBOX_CALLS ? " (the call's URL is given up)" : " (the endpoint is disabled)")
                  : given_up       ? " (too old: given up)"
                                   : "");
     }
@@ -371,16 +424,18 @@ static void s_settle(webhooks_t *self, char (*ids)[24], const attempt_t *attempt
 }
 
 /* A delivery that could not start is an attempt that failed at once. */
-static void s_settle_unsent(webhooks_t *self, const char *id, const char *error)
+static void s_settle_unsent(webhooks_t *self, outbox_t outbox, const char *row, const char *error)
 {
     attempt_t attempt = {.retry_after = -1};
     char ids[1][24];
     snprintf(attempt.error, sizeof(attempt.error), "%s", error);
-    snprintf(ids[0], sizeof(ids[0]), "%s", id);
-    s_settle(self, ids, &attempt, 1);
+    snprintf(ids[0], sizeof(ids[0]), "%s", row);
+    s_settle(self, outbox, ids, &attempt, 1);
 }
 
-static void s_start(webhooks_t *self, const char *id, const char *url, const char *body, const char *secrets)
+/* POSTs `body` for outbox row `row`; `id` is its webhook-id (the event's id). */
+static void s_start(webhooks_t *self, outbox_t outbox, const char *row, const char *id, const char *url, const char *body,
+                    const char *secrets)
 {
     delivery_t *d = self->deliveries;
     while (d->easy)
@@ -389,7 +444,7 @@ static void s_start(webhooks_t *self, const char *id, const char *url, const cha
     char signature[WEBHOOK_SIGNATURES_SIZE];
     /* Never unsigned: a delivery without a valid secret waits for one (a rotation makes one). */
     if (secrets == NULL || webhook_sign(secrets, id, timestamp, body, strlen(body), signature, sizeof(signature)) != 0) {
-        s_settle_unsent(self, id, "not sent: the account has no valid active signing secret");
+        s_settle_unsent(self, outbox, row, "not sent: the account has no valid active signing secret");
         return;
     }
     char id_header[64], time_header[64], signature_header[sizeof(signature) + 32];
@@ -403,7 +458,7 @@ static void s_start(webhooks_t *self, const char *id, const char *url, const cha
         struct curl_slist *more = curl_slist_append(headers, lines[i]);
         if (more == NULL) {
             curl_slist_free_all(headers);
-            s_settle_unsent(self, id, "out of memory");
+            s_settle_unsent(self, outbox, row, "out of memory");
             return;
         }
         headers = more;
@@ -411,7 +466,7 @@ static void s_start(webhooks_t *self, const char *id, const char *url, const cha
     CURL *easy = curl_easy_init();
     if (easy == NULL) {
         curl_slist_free_all(headers);
-        s_settle_unsent(self, id, "out of memory");
+        s_settle_unsent(self, outbox, row, "out of memory");
         return;
     }
     netguard_curl(easy, url, (long)WEBHOOKS_TIMEOUT_MS, &self->allow_private);
@@ -422,29 +477,32 @@ static void s_start(webhooks_t *self, const char *id, const char *url, const cha
     if (curl_multi_add_handle(self->multi, easy) != CURLM_OK) {
         curl_easy_cleanup(easy);
         curl_slist_free_all(headers);
-        s_settle_unsent(self, id, "out of memory");
+        s_settle_unsent(self, outbox, row, "out of memory");
         return;
     }
-    *d = (delivery_t){.easy = easy, .headers = headers, .started = zclock_mono()};
-    snprintf(d->id, sizeof(d->id), "%s", id);
+    *d = (delivery_t){.easy = easy, .headers = headers, .outbox = outbox, .started = zclock_mono()};
+    snprintf(d->row, sizeof(d->row), "%s", row);
     self->in_flight++;
 }
 
-/* Settles every delivery libcurl has finished, in one statement. */
+/* Settles every delivery libcurl has finished, in one statement per outbox. */
 static void s_collect(webhooks_t *self)
 {
-    char ids[WEBHOOKS_IN_FLIGHT][24];
-    attempt_t attempts[WEBHOOKS_IN_FLIGHT];
-    int n = 0;
+    char ids[OUTBOX_COUNT][WEBHOOKS_IN_FLIGHT][24];
+    attempt_t attempts[OUTBOX_COUNT][WEBHOOKS_IN_FLIGHT];
+    int counts[OUTBOX_COUNT] = {0};
+    int total = 0;
     CURLMsg *msg;
     int left;
-    while (n < WEBHOOKS_IN_FLIGHT && (msg = curl_multi_info_read(self->multi, &left)) != NULL) {
+    while (total < WEBHOOKS_IN_FLIGHT && (msg = curl_multi_info_read(self->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         delivery_t *d = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&d);
         CURLcode rc = msg->data.result;
-        attempt_t *a = &attempts[n];
+        outbox_t outbox = d->outbox;
+        int n = counts[outbox];
+        attempt_t *a = &attempts[outbox][n];
         *a = (attempt_t){.retry_after = -1, .duration_ms = zclock_mono() - d->started};
         if (rc == CURLE_OK)
             curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &a->status);
@@ -454,19 +512,97 @@ static void s_collect(webhooks_t *self)
             a->delivered = true;
         else if (a->status == 410) {
             a->gone = true;
-            snprintf(a->error, sizeof(a->error), "HTTP 410 Gone: the receiver wants no more of this call's events");
+            snprintf(a->error, sizeof(a->error), "HTTP 410 Gone: the receiver wants no more of %s",
+                     outbox == OUTBOX_CALLS ? "this call's events" : "this endpoint's events");
         } else if ((a->retry_after = s_retry_after(d->easy)) >= 0)
             snprintf(a->error, sizeof(a->error), "HTTP %ld (Retry-After: %ld s)", a->status, a->retry_after);
         else
             snprintf(a->error, sizeof(a->error), "HTTP %ld", a->status);
-        snprintf(ids[n], sizeof(ids[n]), "%s", d->id);
+        snprintf(ids[outbox][n], sizeof(ids[outbox][n]), "%s", d->row);
         s_free_delivery(self, d);
-        n++;
+        counts[outbox]++;
+        total++;
     }
-    s_settle(self, ids, attempts, n);
+    for (int o = 0; o < OUTBOX_COUNT; o++)
+        s_settle(self, (outbox_t)o, ids[o], attempts[o], counts[o]);
 }
 
 /* ---- claiming ------------------------------------------------------------------------------ */
+
+/* The event document exactly as the events API renders it (relative links: the deliverer does
+ * not know the address customers reach the API by), from a row of EVENT_JSON_COLUMNS. */
+static char *s_event_document(PGresult *res, int row)
+{
+    event_fields_t e = {
+        .id = PQgetvalue(res, row, 0),
+        .type = PQgetvalue(res, row, 1),
+        .occurred_at = PQgetvalue(res, row, 2),
+        .created_at = PQgetvalue(res, row, 3),
+        .campaign_id = PQgetisnull(res, row, 4) ? NULL : PQgetvalue(res, row, 4),
+        .caller_id = PQgetisnull(res, row, 5) ? NULL : PQgetvalue(res, row, 5),
+        .payload = PQgetvalue(res, row, 6),
+        .payload_len = (size_t)PQgetlength(res, row, 6),
+    };
+    json_writer_t w;
+    json_writer_init(&w);
+    event_json_render(&w, "", &e);
+    size_t len;
+    return json_writer_finish(&w, &len);
+}
+
+/* Claims up to `room` heads of endpoints' streams, reads their events and starts each. Returns
+ * the number claimed, -1 when the database failed (the claims then come due when their leases
+ * end). */
+static int s_claim_endpoints(webhooks_t *self, int room)
+{
+    char limit[16], lease[16], secrets[16];
+    snprintf(limit, sizeof(limit), "%d", room);
+    snprintf(lease, sizeof(lease), "%d", WEBHOOKS_LEASE_SECONDS);
+    snprintf(secrets, sizeof(secrets), "%d", WEBHOOK_SECRETS_MAX);
+    const char *params[] = {limit, lease, secrets};
+    PGresult *claimed = PQexecParams(self->conn, s_claim_endpoints_sql, 3, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(claimed) != PGRES_TUPLES_OK) {
+        log_error("webhooks: claiming endpoint deliveries: %s", PQresultErrorMessage(claimed));
+        PQclear(claimed);
+        return -1;
+    }
+    int n = PQntuples(claimed);
+    if (n == 0) {
+        PQclear(claimed);
+        return 0;
+    }
+    /* {id,id,...}: at most WEBHOOKS_IN_FLIGHT ids of at most 20 digits. */
+    char ids[WEBHOOKS_IN_FLIGHT * 21 + 3];
+    size_t used = (size_t)snprintf(ids, sizeof(ids), "{");
+    for (int i = 0; i < n; i++)
+        used += (size_t)snprintf(ids + used, sizeof(ids) - used, "%s%s", i ? "," : "", PQgetvalue(claimed, i, 2));
+    snprintf(ids + used, sizeof(ids) - used, "}");
+    const char *event_params[] = {ids};
+    PGresult *events = PQexecParams(self->conn, "SELECT " EVENT_JSON_COLUMNS " FROM events WHERE id = ANY($1::bigint[])", 1, NULL,
+                                    event_params, NULL, NULL, 0);
+    if (PQresultStatus(events) != PGRES_TUPLES_OK) {
+        log_error("webhooks: reading events to deliver: %s", PQresultErrorMessage(events));
+        PQclear(events);
+        PQclear(claimed);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *row = PQgetvalue(claimed, i, 0), *event = PQgetvalue(claimed, i, 2);
+        char *body = NULL;
+        for (int r = 0; r < PQntuples(events) && body == NULL; r++)
+            if (strcmp(PQgetvalue(events, r, 0), event) == 0)
+                body = s_event_document(events, r);
+        if (body == NULL)
+            s_settle_unsent(self, OUTBOX_ENDPOINTS, row, "not sent: the event could not be read (deleted, or out of memory)");
+        else
+            s_start(self, OUTBOX_ENDPOINTS, row, event, PQgetvalue(claimed, i, 1), body,
+                    PQgetisnull(claimed, i, 3) ? NULL : PQgetvalue(claimed, i, 3));
+        free(body);
+    }
+    PQclear(events);
+    PQclear(claimed);
+    return n;
+}
 
 /* Claims up to the room in flight and starts each. Returns the number claimed, -1 when the
  * database failed. */
@@ -486,10 +622,13 @@ static int s_claim(webhooks_t *self)
     }
     int n = PQntuples(claimed);
     for (int i = 0; i < n; i++)
-        s_start(self, PQgetvalue(claimed, i, 0), PQgetvalue(claimed, i, 1), PQgetvalue(claimed, i, 2),
-                PQgetisnull(claimed, i, 3) ? NULL : PQgetvalue(claimed, i, 3));
+        s_start(self, OUTBOX_CALLS, PQgetvalue(claimed, i, 0), PQgetvalue(claimed, i, 0), PQgetvalue(claimed, i, 1),
+                PQgetvalue(claimed, i, 2), PQgetisnull(claimed, i, 3) ? NULL : PQgetvalue(claimed, i, 3));
     PQclear(claimed);
-    return n;
+    if (n == room)
+        return n;
+    int more = s_claim_endpoints(self, room - n);
+    return more < 0 ? -1 : n + more;
 }
 
 /* Milliseconds until the earliest pending event is due, at most WEBHOOKS_IDLE_MS. */

@@ -1,6 +1,11 @@
 /*
- * Call-state webhooks of POST /v1/call: delivery of the call_events outbox
- * (schemas/sql/0008_call_events.sql) to each call's call_state_url.
+ * Webhook delivery from two outboxes: call-state webhooks of POST /v1/call (the call_events
+ * outbox, schemas/sql/0008_call_events.sql, to each call's call_state_url), and webhook endpoints
+ * (the webhook_deliveries outbox, schemas/sql/0014_webhook_endpoints.sql, filled as events are
+ * numbered). The two differ in their unit of order (a call; an endpoint's stream: one campaign,
+ * or the account-level events), their retry class (fast; long: up to an hour apart for 3 days,
+ * with jitter) and what a 410 Gone gives up (the call's URL; the endpoint, disabled, its
+ * deliveries kept pending for an enable). Everything below holds for both.
  *
  * Events are committed with the attempt state they describe, so delivery only has to be
  * persistent: an event is claimed (a lease on the row, taken with SKIP LOCKED so several
@@ -27,7 +32,7 @@
 #include <stdbool.h>
 
 #define WEBHOOKS_TIMEOUT_MS      5000
-#define WEBHOOKS_IN_FLIGHT       64   /* deliveries at once, each of a different call */
+#define WEBHOOKS_IN_FLIGHT       64   /* deliveries at once, each of a different call or stream */
 #define WEBHOOKS_LEASE_SECONDS   120  /* a claim outlives its delivery's timeout by far */
 #define WEBHOOKS_RETRY_AFTER_MAX 3600 /* seconds: a longer Retry-After is cut to this */
 #define WEBHOOKS_RECONNECT_MS    2000

@@ -297,9 +297,10 @@ static char *s_names(const field_def_t *f, json_t *value, bool from_form, char *
         size_t len = s ? strlen(s) : 0;
         bool ok = len > 0 && len <= INPUT_NAME_MAX;
         for (size_t k = 0; ok && k < len; k++)
-            ok = isalnum((unsigned char)s[k]) || s[k] == '_';
+            ok = isalnum((unsigned char)s[k]) || s[k] == '_' || (s[k] == '.' && (f->flags & F_DOTTED));
         if (!ok) {
-            snprintf(message, size, "item %zu must be a field name of letters, digits and '_'", i);
+            snprintf(message, size, "item %zu must be a %s", i,
+                     (f->flags & F_DOTTED) ? "name of letters, digits, '.' and '_'" : "field name of letters, digits and '_'");
             goto Exit;
         }
         for (size_t j = 0; j < i; j++) {

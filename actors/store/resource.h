@@ -54,6 +54,7 @@ enum {
     F_NULLABLE = 1 << 2,  /* null clears it */
     F_FILTER = 1 << 3,    /* usable as ?name=value on the collection */
     F_IMMUTABLE = 1 << 4, /* accepted on create only */
+    F_DOTTED = 1 << 5,    /* FIELD_NAMES: names may also contain '.' (event types: call.ended) */
 };
 
 typedef struct resource_def resource_def_t;
@@ -150,7 +151,7 @@ extern const resource_def_t *const resource_defs[];
 extern const resource_def_t res_lists, res_list_import_errors, res_numbers, res_leads;
 extern const resource_def_t res_calls;
 extern const resource_def_t res_events;
-extern const resource_def_t res_webhook_secrets;
+extern const resource_def_t res_webhook_secrets, res_webhook_endpoints, res_webhook_deliveries;
 extern const resource_def_t res_caller_sessions;
 extern const resource_def_t res_campaigns, res_messages, res_scripts, res_script_texts, res_questions, res_possible_responses,
     res_notes, res_transfers, res_custom_fields, res_caller_groups, res_callers, res_blocked_numbers;

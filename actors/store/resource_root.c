@@ -25,6 +25,8 @@ const resource_def_t *const resource_defs[] = {
     &res_calls,
     &res_events,
     &res_webhook_secrets,
+    &res_webhook_endpoints,
+    &res_webhook_deliveries,
     &res_caller_sessions,
     NULL,
 };
