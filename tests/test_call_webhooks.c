@@ -14,22 +14,18 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "actors/store/db.h"
 #include "tests/dialing.h"
 #include "tests/support.h"
+#include "tests/webhook_receiver.h"
 
 /* ---- queries ---------------------------------------------------------------------------------- */
 
@@ -150,120 +146,18 @@ static void test_the_trigger_writes_one_event_per_transition(void **state)
     support_db_drop(&url);
 }
 
-/* ---- a webhook receiver that fails at first --------------------------------------------------- */
-
-#define RECEIVED_MAX 1024
-
-typedef struct {
-    char id[32];
-    long timestamp;
-    char body[2048];
-    int status; /* what it was answered */
-} received_t;
-
-typedef struct {
-    int fd, port;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    int fail_first; /* answer 500 to this many requests, then 204 */
-    received_t *got;
-    int n_got;
-} receiver_t;
-
-static void s_header(const char *head, const char *name, char *out, size_t size)
+/* The receiver fails the first FAIL_FIRST requests, then accepts. */
+static int s_fail_first(void *arg, const char *path, int nth, int *delay_ms)
 {
-    out[0] = '\0';
-    const char *at = strcasestr(head, name);
-    if (at == NULL)
-        return;
-    at += strlen(name);
-    while (*at == ' ')
-        at++;
-    size_t n = strcspn(at, "\r\n");
-    snprintf(out, size, "%.*s", (int)(n < size ? n : size - 1), at);
-}
-
-static void s_serve_one(receiver_t *r, int conn)
-{
-    char buf[8192];
-    size_t n = 0;
-    ssize_t got;
-    const char *body = NULL;
-    long length = -1;
-    while (n < sizeof(buf) - 1 && (got = read(conn, buf + n, sizeof(buf) - 1 - n)) > 0) {
-        n += (size_t)got;
-        buf[n] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        char *cl = strcasestr(buf, "content-length:");
-        if (end && cl)
-            length = strtol(cl + 15, NULL, 10), body = end + 4;
-        if (body && (long)(n - (size_t)(body - buf)) >= length)
-            break;
-    }
-    if (body == NULL)
-        return;
-    pthread_mutex_lock(&r->lock);
-    int status = r->n_got < r->fail_first ? 500 : 204;
-    if (r->n_got < RECEIVED_MAX) {
-        received_t *rec = &r->got[r->n_got++];
-        char stamp[32];
-        s_header(buf, "\r\nwebhook-id:", rec->id, sizeof(rec->id));
-        s_header(buf, "\r\nwebhook-timestamp:", stamp, sizeof(stamp));
-        rec->timestamp = strtol(stamp, NULL, 10);
-        snprintf(rec->body, sizeof(rec->body), "%s", body);
-        rec->status = status;
-    }
-    pthread_mutex_unlock(&r->lock);
-    const char *reply = status == 500 ? "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                                      : "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
-    ssize_t ignored = write(conn, reply, strlen(reply));
-    (void)ignored;
-}
-
-static void *s_receive(void *arg)
-{
-    receiver_t *r = arg;
-    int conn;
-    while ((conn = accept(r->fd, NULL, NULL)) >= 0) {
-        s_serve_one(r, conn);
-        close(conn);
-    }
-    return NULL;
-}
-
-static receiver_t *s_receiver_start(int fail_first)
-{
-    receiver_t *r = calloc(1, sizeof(*r));
-    r->got = calloc(RECEIVED_MAX, sizeof(*r->got));
-    r->fail_first = fail_first;
-    pthread_mutex_init(&r->lock, NULL);
-    r->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(addr);
-    assert_int_equal(bind(r->fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    assert_int_equal(listen(r->fd, 16), 0);
-    assert_int_equal(getsockname(r->fd, (struct sockaddr *)&addr, &len), 0);
-    r->port = ntohs(addr.sin_port);
-    assert_int_equal(pthread_create(&r->thread, NULL, s_receive, r), 0);
-    return r;
-}
-
-static void s_receiver_stop(receiver_t **r_p)
-{
-    receiver_t *r = *r_p;
-    shutdown(r->fd, SHUT_RDWR); /* wakes accept() */
-    pthread_join(r->thread, NULL);
-    close(r->fd);
-    pthread_mutex_destroy(&r->lock);
-    free(r->got);
-    free(r);
-    *r_p = NULL;
+    return nth <= *(const int *)arg ? 500 : 204;
 }
 
 /* ---- end to end ------------------------------------------------------------------------------- */
 
 #define FAIL_FIRST 3
 #define NUMBERS    4
+
+static const int s_failures = FAIL_FIRST;
 
 static test_dialing_t g;
 
@@ -297,7 +191,8 @@ static void s_expected_types(int64_t attempt, char *out, size_t size)
 
 static void test_every_call_event_reaches_the_call_state_url(void **state)
 {
-    receiver_t *hook = s_receiver_start(FAIL_FIRST);
+    webhook_receiver_t *hook = webhook_receiver_new(s_fail_first, (void *)&s_failures);
+    assert_non_null(hook);
     char body[1024], sql[512];
 
     /* an admin campaign's attempts are nobody's call states */
@@ -315,7 +210,7 @@ static void test_every_call_event_reaches_the_call_state_url(void **state)
     snprintf(body, sizeof(body),
              "{\"dialer_type\": \"Power\", \"from\": \"2125550142\", \"call_state_url\": \"http://127.0.0.1:%d/state?c=1\","
              " \"phone_number\": [\"202-555-0120\", \"202-555-0121\", \"202-555-0122\", \"202-555-0123\"]}",
-             hook->port);
+             webhook_receiver_port(hook));
     json_t *call = test_call(g.server, g.server->key, g.server->auth, "POST", "/v1/call", "application/json", body, 0, 201);
     int64_t id = json_integer_value(json_object_get(call, "id"));
     int64_t campaign = json_integer_value(json_object_get(call, "campaign_id"));
@@ -344,20 +239,19 @@ static void test_every_call_event_reaches_the_call_state_url(void **state)
 
     /* the receiver's view: ids as headers and in bodies, first receipts in id order (a call's next
      * event waits for the one before), each event delivered once its 500s were retried */
-    pthread_mutex_lock(&hook->lock);
-    int n_got = hook->n_got;
-    pthread_mutex_unlock(&hook->lock);
+    static webhook_received_t got[WEBHOOK_RECEIVED_MAX];
+    int n_got = webhook_receiver_received(hook, got, WEBHOOK_RECEIVED_MAX);
     assert_true(n_got >= n_events + FAIL_FIRST);
     int64_t last_first = 0, delivered = 0;
     json_t *by_attempt = json_object(); /* attempt id -> types in order of first receipt */
     time_t now = time(NULL);
     for (int i = 0; i < n_got; i++) {
-        const received_t *rec = &hook->got[i];
+        const webhook_received_t *rec = &got[i];
         json_t *event = json_loads(rec->body, 0, NULL);
         assert_non_null(event);
         int64_t event_id = json_integer_value(json_object_get(event, "id"));
         assert_true(event_id > 0);
-        assert_int_equal(strtoll(rec->id, NULL, 10), event_id);
+        assert_int_equal(rec->id, event_id);
         assert_true(rec->timestamp > now - 600 && rec->timestamp <= now + 5);
         json_t *data = json_object_get(event, "data");
         assert_int_equal(json_integer_value(json_object_get(data, "call_id")), id);
@@ -368,7 +262,7 @@ static void test_every_call_event_reaches_the_call_state_url(void **state)
         if (!first) {
             /* only a retry repeats an id: of an event not yet delivered, and the latest one */
             assert_int_equal(event_id, last_first);
-            assert_int_equal(hook->got[i - 1].status, 500);
+            assert_int_equal(got[i - 1].status, 500);
         } else {
             last_first = event_id;
             char key[32];
@@ -412,7 +306,7 @@ static void test_every_call_event_reaches_the_call_state_url(void **state)
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM call_event_deliveries d JOIN call_events e ON e.id = d.event_id WHERE e.call_id = %" PRId64, id);
     assert_int_equal(test_db_count(g.db, sql), n_got);
-    s_receiver_stop(&hook);
+    webhook_receiver_destroy(&hook);
 }
 
 /* An event still refused after a day is marked failed and kept, and the call's next event is

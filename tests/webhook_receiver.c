@@ -118,6 +118,8 @@ static void s_serve(webhook_receiver_t *r, int conn)
         rec->campaign = json_integer_value(json_object_get(event, "campaign_id"));
         rec->signed_ok = s_verify(r, id, timestamp, body, signature);
         rec->status = status;
+        rec->timestamp = strtol(timestamp, NULL, 10);
+        snprintf(rec->body, sizeof(rec->body), "%s", body);
     }
     pthread_mutex_unlock(&r->lock);
     json_decref(event);

@@ -21,6 +21,8 @@ typedef struct {
     int64_t campaign; /* the body's campaign_id, 0 when null */
     bool signed_ok;   /* at least one signature verified under a known secret */
     int status;       /* what it was answered; 0: the connection was dropped unanswered */
+    long timestamp;   /* webhook-timestamp */
+    char body[2048];  /* the body as received (cut at the size) */
 } webhook_received_t;
 
 /* What to answer the nth (from 1) request to `path`: an HTTP status, or 0 to close the connection
