@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/dialer/dialer.h"
 #include "common/log.h"
 #include "common/urlform.h"
 #include "http/bridge.h"
@@ -49,6 +50,9 @@ static const http_route_t s_routes[] = {
     {"/v1", "store"},
 };
 
+#define DESK_PREFIX "/v1/campaigns/"
+#define DESK_INFIX  "/caller_sessions/"
+#define SERVICE_MAX 48
 /* Request headers an actor may need; everything else (hop-by-hop, proxies' headers) stays at
  * the edge. Cookies go through for the caller app's session cookie (HttpOnly, SameSite=Strict),
  * which the store reads and no actor sets otherwise. */
@@ -63,14 +67,43 @@ static const char *const s_reserved_response_headers[] = {
     "trailer",        "proxy-connection",  "date",       "server",     "x-request-id",
 };
 
-static const char *s_route(h2o_iovec_t path)
+/*
+ * A caller's desk, /v1/campaigns/{id}/caller_sessions/{session}[/...], is served by the campaign's
+ * dialer, which owns the caller's live state (docs/adr/0006-caller-sessions.md): "dialer:{id}".
+ * 1 with the service written, 0 when the path is not a desk's.
+ */
+static int s_desk_route(h2o_iovec_t path, char *service, size_t size)
 {
+    size_t prefix = sizeof(DESK_PREFIX) - 1, infix = sizeof(DESK_INFIX) - 1;
+    if (path.len <= prefix || memcmp(path.base, DESK_PREFIX, prefix) != 0)
+        return 0;
+    size_t digits = 0;
+    while (prefix + digits < path.len && digits < 19 && path.base[prefix + digits] >= '0' && path.base[prefix + digits] <= '9')
+        digits++;
+    size_t at = prefix + digits;
+    if (digits == 0 || path.base[prefix] == '0' || path.len <= at + infix || memcmp(path.base + at, DESK_INFIX, infix) != 0)
+        return 0;
+    return snprintf(service, size, DIALER_SERVICE_PREFIX "%.*s", (int)digits, path.base + prefix) < (int)size;
+}
+
+static bool s_is_desk(h2o_req_t *req)
+{
+    char service[SERVICE_MAX];
+    size_t len = req->query_at < req->path.len ? req->query_at : req->path.len;
+    return s_desk_route(h2o_iovec_init(req->path.base, len), service, sizeof(service)) == 1;
+}
+
+/* The broker service for `path` into `service`: 0, or -1 when no service serves it. */
+static int s_route(h2o_iovec_t path, char *service, size_t size)
+{
+    if (s_desk_route(path, service, size))
+        return 0;
     for (size_t i = 0; i < sizeof(s_routes) / sizeof(s_routes[0]); i++) {
         size_t n = strlen(s_routes[i].prefix);
         if (path.len >= n && memcmp(path.base, s_routes[i].prefix, n) == 0 && (path.len == n || path.base[n] == '/'))
-            return s_routes[i].service;
+            return snprintf(service, size, "%s", s_routes[i].service) < (int)size ? 0 : -1;
     }
-    return NULL;
+    return -1;
 }
 
 /* "." or ".." as a whole segment, also percent-encoded ("%2e", ".%2E", ...). */
@@ -294,7 +327,11 @@ void http_api_on_reply(h2o_req_t *req, const http_reply_t *reply)
         break;
     case BRK_STATUS_NO_SERVICE:
         log_line(LOG_LEVEL_WARN, ctx, "no live actor for the request's service");
-        http_problem_send(req, 503, "service-unavailable", "Service Unavailable", "no instance of the service is running");
+        if (s_is_desk(req))
+            http_problem_send(req, 503, "campaign-not-dialing", "Campaign not dialing",
+                              "the campaign's dialer is not running: the campaign must be running or paused");
+        else
+            http_problem_send(req, 503, "service-unavailable", "Service Unavailable", "no instance of the service is running");
         return;
     case BRK_STATUS_OVERLOADED:
         log_line(LOG_LEVEL_WARN, ctx, "the service is overloaded");
@@ -432,8 +469,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                             ? h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)
                             : h2o_iovec_init(NULL, 0);
 
-    const char *service = s_route(path);
-    if (service == NULL) {
+    char service[SERVICE_MAX];
+    if (s_route(path, service, sizeof(service)) != 0) {
         http_problem_send(req, 404, "not-found", "Not Found", "no such resource");
         return 0;
     }
@@ -483,7 +520,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 static int s_relay(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb, int answer)
 {
     http_thread_t *thread = http_thread_of(req);
-    const char *service = s_route(h2o_iovec_init(m->path.ptr, m->path.len));
+    char service[SERVICE_MAX];
+    int routed = s_route(h2o_iovec_init(m->path.ptr, m->path.len), service, sizeof(service));
     h2o_iovec_t id = http_request_id(req);
     char base_url[HTTP_REQUEST_LIMIT_base_url + 1];
     m->request_id = (msg_str_t){id.base, (uint32_t)id.len};
@@ -493,7 +531,7 @@ static int s_relay(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb
     }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    if (service == NULL || msg_api_request_encode(m, &sb) != 0) {
+    if (routed != 0 || msg_api_request_encode(m, &sb) != 0) {
         msgpack_sbuffer_destroy(&sb);
         if (answer)
             http_problem_send(req, 400, "bad-request", "Bad Request", "the request cannot be relayed");

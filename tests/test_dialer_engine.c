@@ -429,17 +429,26 @@ static int refusing_play(void *self, uint64_t call_id, const char *uri, bool han
 {
     return refusing_inner.ops->play(refusing_inner.self, call_id, uri, hang_up_after, now);
 }
-static int refusing_transfer(void *self, uint64_t call_id, const char *to, int64_t now)
+static int refusing_transfer(void *self, uint64_t call_id, const char *to, bool warm, int64_t now)
 {
-    return refusing_inner.ops->transfer(refusing_inner.self, call_id, to, now);
+    return refusing_inner.ops->transfer(refusing_inner.self, call_id, to, warm, now);
+}
+static int refusing_leave(void *self, uint64_t call_id, int64_t now)
+{
+    return refusing_inner.ops->leave(refusing_inner.self, call_id, now);
 }
 static int refusing_hang_up(void *self, uint64_t call_id, int64_t now)
 {
     return refusing_inner.ops->hang_up(refusing_inner.self, call_id, now);
 }
 static void refusing_destroy(void **self_p) {}
-static const carrier_ops_t refusing_ops = {refusing_dial,     refusing_bridge,  refusing_play,
-                                           refusing_transfer, refusing_hang_up, refusing_destroy};
+static const carrier_ops_t refusing_ops = {.dial = refusing_dial,
+                                           .bridge = refusing_bridge,
+                                           .play = refusing_play,
+                                           .transfer = refusing_transfer,
+                                           .leave = refusing_leave,
+                                           .hang_up = refusing_hang_up,
+                                           .destroy = refusing_destroy};
 
 static void test_refused_bridge_frees_the_caller(void **state)
 {
@@ -590,6 +599,101 @@ static void test_calls_per_second_cap(void **state)
     harness_destroy(&h);
 }
 
+/* ---- a person's call controls ---- */
+
+/* One caller (id 1), connected to a person who would talk for an hour, wrap-up by hand. */
+static harness_t *s_connected(dial_mode_t mode)
+{
+    harness_t *h = harness_new((const char *[]){"p_human=1", "p_machine=0", "p_noans=0", "talk_mean=3600", "talk_cv=0", NULL}, mode,
+                               NULL, false);
+    h->auto_wrap = false;
+    assert_int_equal(engine_caller_join(h->engine, 1, 0), 0);
+    harness_run(h, 30);
+    engine_caller_view_t view;
+    assert_int_equal(engine_caller_view(h->engine, 1, &view), 0);
+    assert_int_equal(view.state, ENGINE_CALLER_STATE_ON_CALL);
+    assert_int_equal(view.call_id, 1);
+    assert_true(view.bridged_at_us > 0 && view.number.number_id == 1);
+    return h;
+}
+
+static engine_caller_state_t s_state(const harness_t *h)
+{
+    engine_caller_view_t view;
+    assert_int_equal(engine_caller_view(h->engine, 1, &view), 0);
+    return view.state;
+}
+
+static void test_a_caller_hangs_up_and_drops_a_message(void **state)
+{
+    harness_t *h = s_connected(DIAL_POWER);
+    /* nothing that needs another state */
+    assert_int_equal(engine_caller_leave_transfer(h->engine, 1, S(31)), -1);
+    assert_int_equal(engine_caller_hang_up(h->engine, 2, S(31)), -1);
+    assert_int_equal(engine_caller_hang_up(h->engine, 1, S(31)), 0);
+    assert_int_equal(engine_caller_hang_up(h->engine, 1, S(31)), -1); /* already ending */
+    harness_run(h, 32);
+    assert_int_equal(s_state(h), ENGINE_CALLER_STATE_WRAP_UP);
+    assert_int_equal(h->outcomes[OUTCOME_TALKED], 1);
+    assert_int_equal(engine_caller_disposition(h->engine, 1, false, S(33)), 0);
+    assert_int_equal(engine_caller_ready(h->engine, 1, S(33)), 0);
+    harness_run(h, 60);
+    assert_int_equal(s_state(h), ENGINE_CALLER_STATE_ON_CALL);
+    /* a message dropped on the machine the caller hears: the call ends as voicemail */
+    assert_int_equal(engine_caller_drop_message(h->engine, 1, NULL, S(61)), -1);
+    assert_int_equal(engine_caller_drop_message(h->engine, 1, "message:1", S(61)), 0);
+    harness_run(h, 61 + h->scenario.message_seconds + 1);
+    assert_int_equal(h->outcomes[OUTCOME_VOICEMAIL], 1);
+    assert_int_equal(s_state(h), ENGINE_CALLER_STATE_WRAP_UP);
+    harness_destroy(&h);
+}
+
+static void test_transfers_hand_the_person_over(void **state)
+{
+    harness_t *h = s_connected(DIAL_POWER);
+    /* cold: the caller is free at once; the call is over for us when the person's leg ends */
+    assert_int_equal(engine_caller_transfer(h->engine, 1, "+12025550199", false, S(31)), 0);
+    assert_int_equal(s_state(h), ENGINE_CALLER_STATE_WRAP_UP);
+    assert_int_equal(h->outcomes[OUTCOME_TRANSFERRED], 0);
+    assert_int_equal(engine_caller_ready(h->engine, 1, S(32)), 0);
+    harness_run(h, 90);
+    assert_int_equal(s_state(h), ENGINE_CALLER_STATE_ON_CALL);
+    /* warm: a three-way call the caller stays on until they leave it */
+    engine_caller_view_t view;
+    assert_int_equal(engine_caller_transfer(h->engine, 1, "", true, S(91)), -1);
+    assert_int_equal(engine_caller_transfer(h->engine, 1, "+12025550198", true, S(91)), 0);
+    assert_int_equal(engine_caller_view(h->engine, 1, &view), 0);
+    assert_true(view.three_way);
+    assert_int_equal(engine_caller_transfer(h->engine, 1, "+12025550198", true, S(91)), -1);
+    assert_int_equal(engine_caller_drop_message(h->engine, 1, "message:1", S(91)), -1);
+    assert_int_equal(engine_caller_leave_transfer(h->engine, 1, S(95)), 0);
+    assert_int_equal(s_state(h), ENGINE_CALLER_STATE_WRAP_UP);
+    /* both people talk on to the end of their hour, then both calls end as transferred */
+    harness_run(h, 2 * 3600);
+    assert_int_equal(h->outcomes[OUTCOME_TRANSFERRED], 2);
+    assert_int_equal(h->outcomes[OUTCOME_TALKED], 0);
+    harness_destroy(&h);
+}
+
+static void test_a_caller_who_stops_mid_call_lets_the_person_finish(void **state)
+{
+    harness_t *h = s_connected(DIAL_POWER);
+    assert_int_equal(engine_caller_finish(h->engine, 1, S(31)), 0);
+    assert_int_equal(engine_caller_finish(h->engine, 1, S(31)), -1);
+    harness_run(h, 600);
+    engine_caller_view_t view;
+    assert_int_equal(engine_caller_view(h->engine, 1, &view), 0);
+    assert_true(view.leaving);
+    assert_int_equal(h->outcomes[OUTCOME_TALKED], 0);
+    assert_int_equal(find_event(h, ENGINE_CALLER_LEFT, 0, 0), -1);
+    harness_run(h, 2 * 3600);
+    assert_int_equal(h->outcomes[OUTCOME_TALKED], 1);
+    assert_true(find_event(h, ENGINE_CALLER_LEFT, 0, 0) > find_event(h, ENGINE_CALL_ENDED, 1, 0));
+    assert_int_equal(engine_caller_view(h->engine, 1, &view), -1);
+    assert_int_equal(engine_counts(h->engine)->callers, 0);
+    harness_destroy(&h);
+}
+
 /* ---- bad requests change nothing ---- */
 
 static void test_bad_requests_are_refused(void **state)
@@ -630,6 +734,9 @@ int main(void)
         cmocka_unit_test(test_predictive_stays_under_its_cap),
         cmocka_unit_test(test_predictive_pays_back_an_abandon_history),
         cmocka_unit_test(test_calls_per_second_cap),
+        cmocka_unit_test(test_a_caller_hangs_up_and_drops_a_message),
+        cmocka_unit_test(test_transfers_hand_the_person_over),
+        cmocka_unit_test(test_a_caller_who_stops_mid_call_lets_the_person_finish),
         cmocka_unit_test(test_bad_requests_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

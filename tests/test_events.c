@@ -76,12 +76,14 @@ static bool s_type_is(const json_t *value, const char *type)
         return json_is_null(value);
     if (strcmp(type, "object") == 0)
         return json_is_object(value);
+    if (strcmp(type, "array") == 0)
+        return json_is_array(value);
     fail_msg("the catalog uses type %s, which this check does not know", type);
     return false;
 }
 
 /* The part of JSON Schema the catalog uses ($ref, type, enum, required, properties,
- * additionalProperties: false). NULL when `value` matches, or what is wrong. */
+ * additionalProperties: false, items). NULL when `value` matches, or what is wrong. */
 static const char *s_mismatch(const json_t *catalog, const json_t *schema, const json_t *value, char *why, size_t size)
 {
     const char *ref = json_string_value(json_object_get(schema, "$ref"));
@@ -111,7 +113,16 @@ static const char *s_mismatch(const json_t *catalog, const json_t *schema, const
             return "is not one of its enum";
     }
     size_t i;
-    json_t *name;
+    json_t *name, *item, *items = json_object_get(schema, "items");
+    json_array_foreach(items ? value : NULL, i, item)
+    {
+        if (s_mismatch(catalog, items, item, why, size)) {
+            char inner[256];
+            snprintf(inner, sizeof(inner), "%s", why);
+            snprintf(why, size, "[%zu] %s", i, inner);
+            return why;
+        }
+    }
     json_array_foreach(json_object_get(schema, "required"), i, name)
     {
         if (json_object_get(value, json_string_value(name)) == NULL) {
@@ -538,6 +549,18 @@ static void test_every_producer_matches_the_catalog(void **state)
     snprintf(sql, sizeof(sql), upsert, account,
              "(1, 601, 7::bigint, '2026-01-01 10:00:00Z', '2026-01-01 10:00:03Z', '2026-01-01 10:00:04Z', "
              "'2026-01-01 10:00:20Z', 'talked')");
+    test_db_exec(db, sql);
+    /* what the dialer publishes for a person at their desk, and a survey they submit */
+    const char *desk_events[] = {"caller.ready", "caller.preview", "caller.on_call", "caller.wrap_up", "caller.left"};
+    for (size_t i = 0; i < sizeof(desk_events) / sizeof(desk_events[0]); i++) {
+        snprintf(sql, sizeof(sql), "SELECT caller_publish(%" PRId64 ", 601, 7, 70, '%s', now(), %s, %s)", account, desk_events[i],
+                 i >= 2 && i <= 3 ? "1" : "NULL", i >= 1 && i <= 3 ? "1" : "NULL");
+        test_db_exec(db, sql);
+    }
+    snprintf(sql, sizeof(sql),
+             "SELECT call_results_submit(1, %" PRId64 ", 601, 7, 70, 1, NULL, false, true, '[]', "
+             "'[{\"note_id\": 3, \"text\": \"Call after six\"}]', 24, 3)",
+             account);
     test_db_exec(db, sql);
     /* what the dialer publishes when a running campaign runs dry (not for a stopped one) */
     test_db_exec(db, "SELECT campaign_publish_numbers_needed(601)");

@@ -416,10 +416,16 @@ static int s_gate_play(void *handle, uint64_t call_id, const char *audio_uri, bo
     return self->inner.ops->play(self->inner.self, call_id, audio_uri, hang_up_after, now_us);
 }
 
-static int s_gate_transfer(void *handle, uint64_t call_id, const char *to, int64_t now_us)
+static int s_gate_transfer(void *handle, uint64_t call_id, const char *to, bool warm, int64_t now_us)
 {
     call_log_t *self = handle;
-    return self->inner.ops->transfer(self->inner.self, call_id, to, now_us);
+    return self->inner.ops->transfer(self->inner.self, call_id, to, warm, now_us);
+}
+
+static int s_gate_leave(void *handle, uint64_t call_id, int64_t now_us)
+{
+    call_log_t *self = handle;
+    return self->inner.ops->leave(self->inner.self, call_id, now_us);
 }
 
 /* A dial still held never reached the carrier: refusing the hang-up makes the engine end the
@@ -441,6 +447,7 @@ static const carrier_ops_t s_gate_ops = {
     .bridge = s_gate_bridge,
     .play = s_gate_play,
     .transfer = s_gate_transfer,
+    .leave = s_gate_leave,
     .hang_up = s_gate_hang_up,
     .destroy = NULL, /* a view: the log and the inner carrier are destroyed by their owner */
 };

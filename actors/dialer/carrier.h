@@ -56,7 +56,12 @@ typedef struct {
     int (*dial)(void *self, uint64_t call_id, const carrier_dial_t *request, int64_t now_us);
     int (*bridge)(void *self, uint64_t call_id, uint64_t caller_id, int64_t now_us);
     int (*play)(void *self, uint64_t call_id, const char *audio_uri, bool hang_up_after, int64_t now_us);
-    int (*transfer)(void *self, uint64_t call_id, const char *to, int64_t now_us);
+    /* Cold (`warm` false): the person is handed to `to` and the caller's leg leaves; the call's
+     * end is still reported (CARRIER_COMPLETED when the person's leg ends). Warm: `to` joins the
+     * call as a third party, and the caller stays until leave. */
+    int (*transfer)(void *self, uint64_t call_id, const char *to, bool warm, int64_t now_us);
+    /* The caller's leg leaves a warm transfer's three-way call; the others talk on. */
+    int (*leave)(void *self, uint64_t call_id, int64_t now_us);
     int (*hang_up)(void *self, uint64_t call_id, int64_t now_us);
     void (*destroy)(void **self_p);
 } carrier_ops_t;

@@ -24,6 +24,7 @@
 #include "actors/api/api.h"
 #include "actors/dialer/call_log.h"
 #include "actors/dialer/dbq.h"
+#include "actors/dialer/desk.h"
 #include "actors/dialer/engine.h"
 #include "actors/dialer/feed.h"
 #include "actors/dialer/numbers.h"
@@ -58,6 +59,8 @@ typedef struct {
     bool detect_machine;
     char voicemail_uri[40]; /* "message:<id>", empty for none */
     char abandon_uri[40];
+    char caller_voicemail_uri[40]; /* what a caller's drop_voicemail plays, empty for none */
+    int simulated_callers;         /* -1: as many as the scenario has agents */
     int recycle_hours;
     int max_attempts;
     double abandon_cap;
@@ -92,6 +95,7 @@ typedef struct {
     sim_carrier_t *sim;
     engine_t *engine;
     sim_callers_t *callers;
+    desk_t *desk; /* the people working the campaign */
     numbers_t *numbers;
     feed_t *feed; /* the call's phone_numbers_url, when the campaign runs a call that has one */
     int64_t next_feed_ask_ms;
@@ -141,7 +145,8 @@ static int s_load_campaign(dialer_t *self)
         "SELECT account_id, dialer_type, status, coalesce(caller_id, ''), answering_machine_detection, "
         "CASE WHEN drop_voicemail_automatically THEN voicemail_message_id END, abandonment_message_id, recycle_rate_hours, "
         "max_attempts, acceptable_abandon_rate::float8, max_lines_per_caller, call_back_after_voicemail, "
-        "abandon_rate_window_days "
+        "abandon_rate_window_days, CASE WHEN callers_can_drop_voicemail THEN voicemail_message_id END, "
+        "coalesce(simulated_callers, -1) "
         "FROM campaigns WHERE id = $1 AND archived_at IS NULL",
         1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -169,6 +174,10 @@ static int s_load_campaign(dialer_t *self)
         c->max_lines_per_caller = atoi(PQgetvalue(res, 0, 10));
         c->call_back_after_voicemail = PQgetvalue(res, 0, 11)[0] == 't';
         c->abandon_window_days = atoi(PQgetvalue(res, 0, 12));
+        c->caller_voicemail_uri[0] = '\0';
+        if (!PQgetisnull(res, 0, 13))
+            snprintf(c->caller_voicemail_uri, sizeof(c->caller_voicemail_uri), "message:%s", PQgetvalue(res, 0, 13));
+        c->simulated_callers = atoi(PQgetvalue(res, 0, 14));
     }
     PQclear(res);
     return found;
@@ -250,7 +259,15 @@ static void s_on_event(void *ctx, const engine_event_t *event)
     if (event->type == ENGINE_CALL_BRIDGED)
         s_measure_bridge(self, event);
     call_log_event(self->log, event, s_wall(self, event->at_us));
-    sim_callers_event(self->callers, event);
+    if (sim_callers_own(self->callers, event->caller_id))
+        sim_callers_event(self->callers, event);
+    else if (event->caller_id)
+        desk_event(self->desk, event);
+}
+
+static int64_t s_wall_of(void *ctx, int64_t at_us)
+{
+    return s_wall(ctx, at_us);
 }
 
 /* The carrier exists before the engine it reports to. */
@@ -288,7 +305,8 @@ static int s_start_engine(dialer_t *self, uint64_t first_call_id)
                                     .call_back_after_voicemail = c->call_back_after_voicemail};
     self->log = call_log_new(self->db, &log_config);
     self->numbers = numbers_new(self->conn, self->db, self->args->campaign_id, DIALER_BATCH);
-    self->callers = sim_callers_new(&self->scenario, self->timers, self->sim);
+    uint32_t simulated = c->simulated_callers >= 0 ? (uint32_t)c->simulated_callers : self->scenario.agents;
+    self->callers = sim_callers_new(&self->scenario, simulated, self->timers, self->sim);
     if (self->log == NULL || self->numbers == NULL || self->callers == NULL)
         return -1;
     carrier_t carrier = call_log_carrier(self->log, sim_carrier_carrier(self->sim), s_to_engine, self);
@@ -299,8 +317,23 @@ static int s_start_engine(dialer_t *self, uint64_t first_call_id)
     self->engine = engine_new(&config, carrier, self->timers, policy, &hooks, first_call_id, now);
     if (self->engine == NULL)
         return -1;
+    desk_config_t desk = {.account_id = c->account_id,
+                          .campaign_id = self->args->campaign_id,
+                          .mode = c->mode,
+                          .voicemail_uri = c->caller_voicemail_uri[0] ? c->caller_voicemail_uri : NULL,
+                          .recycle_hours = c->recycle_hours,
+                          .max_attempts = c->max_attempts,
+                          .conn = self->conn,
+                          .db = self->db,
+                          .log = self->log,
+                          .engine = self->engine,
+                          .wall = s_wall_of,
+                          .wall_ctx = self};
+    if ((self->desk = desk_new(&desk)) == NULL)
+        return -1;
     self->paused = strcmp(c->status, "paused") == 0;
     engine_pause(self->engine, self->paused, now);
+    desk_set_paused(self->desk, self->paused);
     /* Stock the queue before the callers join, so their first pacing decision finds numbers. */
     numbers_sync(self->numbers);
     dbq_drain(self->db, now);
@@ -367,9 +400,17 @@ static void s_claim_slot(dialer_t *self)
 
 /* ---- broker requests ---- */
 
+/* The front end sends this dialer its campaign's desks: /v1/campaigns/{id}/caller_sessions/... */
 static void s_handle(void *ctx, const api_request_t *req, api_reply_t *reply)
 {
-    api_reply_problem(reply, req, 404, "not-found", "Not found", "The dialer answers no requests yet.");
+    dialer_t *self = ctx;
+    char prefix[64];
+    int n = snprintf(prefix, sizeof(prefix), "/v1/campaigns/%" PRId64 "/caller_sessions/", self->args->campaign_id);
+    if (n <= 0 || (size_t)n >= sizeof(prefix) || strncmp(req->path, prefix, (size_t)n) != 0) {
+        api_reply_problem(reply, req, 404, "not-found", "Not found", "No such resource.");
+        return;
+    }
+    desk_serve(self->desk, req, reply, req->path + n, s_now(self));
 }
 
 /* ---- notifications ---- */
@@ -384,6 +425,7 @@ static void s_on_status(dialer_t *self, const char *status)
         self->paused = strcmp(status, "paused") == 0;
         log_info("campaign %s", status);
         engine_pause(self->engine, self->paused, now);
+        desk_set_paused(self->desk, self->paused);
     }
 }
 
@@ -416,13 +458,15 @@ static void s_notifications(dialer_t *self)
             s_on_status(self, end + 1);
         else if (strcmp(n->relname, "blocked_numbers") == 0 && id == self->campaign.account_id && end && *end == '\0')
             s_recheck_blocked(self);
+        else if (strcmp(n->relname, "caller_sessions") == 0 && id == self->args->campaign_id && end && *end == ':')
+            desk_session_ended(self->desk, strtoll(end + 1, NULL, 10), s_now(self));
         PQfreemem(n);
     }
 }
 
 static int s_listen(dialer_t *self)
 {
-    PGresult *res = PQexec(self->conn, "LISTEN campaign_status; LISTEN blocked_numbers");
+    PGresult *res = PQexec(self->conn, "LISTEN campaign_status; LISTEN blocked_numbers; LISTEN caller_sessions");
     int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
     if (rc != 0)
         log_error("LISTEN: %s", PQresultErrorMessage(res));
@@ -596,6 +640,7 @@ static void s_turn(dialer_t *self)
     if ((call_log_urgent(self->log) && self->failing_since_ms == 0) ||
         (call_log_dirty(self->log) > 0 && now_ms >= self->next_flush_ms))
         s_flush(self);
+    desk_service(self->desk, s_now(self));
     dbq_service(self->db, s_now(self));
     if (now_ms >= self->next_stats_ms) {
         self->next_stats_ms = now_ms + DIALER_STATS_MS;
@@ -649,8 +694,11 @@ static void s_wind_down(dialer_t *self)
     engine_pause(self->engine, true, now);
     /* callers leaving give back the numbers they were previewing */
     sim_callers_leave(self->callers, now);
+    desk_leave_all(self->desk, now);
     int ended = call_log_end_all(self->log, OUTCOME_CANCELED, s_wall(self, now));
-    if (call_log_flush_all(self->log, now) != 0 || numbers_release(self->numbers, now) != 0)
+    int flushed = call_log_flush_all(self->log, now);
+    desk_service(self->desk, now); /* surveys, now that their calls are written */
+    if (flushed != 0 || dbq_drain(self->db, now) != 0 || numbers_release(self->numbers, now) != 0)
         log_warn("stopping with unwritten state; the next start recovers it");
     else if (ended > 0)
         log_info("%d calls in flight ended as canceled", ended);
@@ -661,6 +709,7 @@ static void s_destroy(dialer_t *self)
 {
     feed_page_free(&self->unsaved);
     feed_destroy(&self->feed);
+    desk_destroy(&self->desk);
     engine_destroy(&self->engine);
     sim_callers_destroy(&self->callers);
     sim_carrier_destroy(&self->sim);

@@ -20,8 +20,10 @@ typedef enum {
     CALL_CLASSIFYING, /* answered; waiting for machine detection */
     CALL_WAITING,     /* a claim queued for the next free caller */
     CALL_BRIDGED,
-    CALL_PLAYING, /* identification or voicemail message, then hang-up */
-    CALL_ENDING,  /* hang-up sent, waiting for the carrier to confirm */
+    CALL_PLAYING,     /* identification or voicemail message, then hang-up */
+    CALL_ENDING,      /* hang-up sent, waiting for the carrier to confirm */
+    CALL_THREE_WAY,   /* bridged, with a warm transfer's target added */
+    CALL_HANDED_OVER, /* transferred: the caller's part is over, the person talks on */
 } call_state_t;
 
 typedef enum { CALLER_READY, CALLER_ON_CALL, CALLER_WRAP_UP, CALLER_PREVIEW, CALLER_PREVIEW_DIALING } caller_state_t;
@@ -283,6 +285,25 @@ static bool greeted_in_time(const engine_t *self, const call_t *call)
 
 /* ---- the end of a call ---- */
 
+/* The caller's part of `call` is over (it ended, or the person went on to a transfer target):
+ * wrap-up, gone if they were leaving, or the next contact for a Preview dial that failed. */
+static void release_caller(engine_t *self, caller_t *caller, call_t *call, int64_t now)
+{
+    caller->call = NULL;
+    if (caller->leaving)
+        remove_caller(self, caller, now);
+    else if (caller->state == CALLER_ON_CALL) {
+        pacing_stats_talk(self->stats, (double)(now - call->bridged_at) / US_PER_S);
+        caller->awaiting_disposition = true;
+        caller->last_greeted = greeted_in_time(self, call);
+        caller->last_was_machine = false;
+        caller->last_bridged_at = call->bridged_at;
+        set_caller_state(self, caller, CALLER_WRAP_UP, now);
+        emit(self, ENGINE_CALLER_WRAP_UP, now, call, caller, OUTCOME_NONE);
+    } else if (caller->state == CALLER_PREVIEW_DIALING)
+        offer_preview(self, caller, now);
+}
+
 static void end_call(engine_t *self, call_t *call, engine_outcome_t outcome, int64_t now)
 {
     resolve(self, call, now, false);
@@ -299,21 +320,8 @@ static void end_call(engine_t *self, call_t *call, engine_outcome_t outcome, int
     emit(self, ENGINE_CALL_ENDED, now, call, NULL, outcome);
 
     caller_t *caller = call->caller;
-    if (caller && caller->call == call) {
-        caller->call = NULL;
-        if (caller->leaving)
-            remove_caller(self, caller, now);
-        else if (caller->state == CALLER_ON_CALL) {
-            pacing_stats_talk(self->stats, (double)(now - call->bridged_at) / US_PER_S);
-            caller->awaiting_disposition = true;
-            caller->last_greeted = greeted_in_time(self, call);
-            caller->last_was_machine = false;
-            caller->last_bridged_at = call->bridged_at;
-            set_caller_state(self, caller, CALLER_WRAP_UP, now);
-            emit(self, ENGINE_CALLER_WRAP_UP, now, call, caller, OUTCOME_NONE);
-        } else if (caller->state == CALLER_PREVIEW_DIALING)
-            offer_preview(self, caller, now);
-    }
+    if (caller && caller->call == call)
+        release_caller(self, caller, call, now);
     free(call);
 }
 
@@ -461,7 +469,12 @@ static void on_call_timer(void *arg, int64_t now)
         abandon(self, call, false, now);
         break;
     case CALL_BRIDGED:
+    case CALL_THREE_WAY:
         hang_up(self, call, OUTCOME_TALKED, now);
+        break;
+    case CALL_HANDED_OVER:
+        /* no longer ours to hang up: the record ends, the people talk on */
+        end_call(self, call, OUTCOME_TRANSFERRED, now);
         break;
     case CALL_PLAYING:
     case CALL_ENDING:
@@ -646,7 +659,11 @@ void engine_carrier_event(void *engine, const carrier_event_t *event)
     case CARRIER_COMPLETED:
         switch (call->state) {
         case CALL_BRIDGED:
+        case CALL_THREE_WAY:
             end_call(self, call, OUTCOME_TALKED, now);
+            break;
+        case CALL_HANDED_OVER:
+            end_call(self, call, OUTCOME_TRANSFERRED, now);
             break;
         case CALL_WAITING:
             /* the person hung up while nobody was free: still an abandoned live answer */
@@ -799,6 +816,18 @@ int engine_caller_leave(engine_t *self, uint64_t caller_id, int64_t now)
     return 0;
 }
 
+int engine_caller_finish(engine_t *self, uint64_t caller_id, int64_t now)
+{
+    caller_t *caller = idmap_get(self->callers_by_id, caller_id);
+    if (!caller || caller->leaving)
+        return -1;
+    if (caller->state == CALLER_ON_CALL && caller->call) {
+        caller->leaving = true;
+        return 0;
+    }
+    return engine_caller_leave(self, caller_id, now);
+}
+
 int engine_caller_disposition(engine_t *self, uint64_t caller_id, bool person, int64_t now)
 {
     caller_t *caller = idmap_get(self->callers_by_id, caller_id);
@@ -807,6 +836,93 @@ int engine_caller_disposition(engine_t *self, uint64_t caller_id, bool person, i
     caller->awaiting_disposition = false;
     caller->last_was_machine = !person;
     pacing_stats_disposition(self->stats, person, caller->last_greeted);
+    return 0;
+}
+
+/* The call a caller is talking on, in one of `states` (a mask of 1 << call_state_t), or NULL. */
+static call_t *caller_call(engine_t *self, uint64_t caller_id, unsigned states)
+{
+    caller_t *caller = idmap_get(self->callers_by_id, caller_id);
+    if (!caller || caller->state != CALLER_ON_CALL || !caller->call)
+        return NULL;
+    return (states & (1u << caller->call->state)) ? caller->call : NULL;
+}
+
+int engine_caller_hang_up(engine_t *self, uint64_t caller_id, int64_t now)
+{
+    call_t *call = caller_call(self, caller_id, 1u << CALL_BRIDGED | 1u << CALL_THREE_WAY);
+    if (!call)
+        return -1;
+    hang_up(self, call, OUTCOME_TALKED, now);
+    return 0;
+}
+
+int engine_caller_drop_message(engine_t *self, uint64_t caller_id, const char *audio_uri, int64_t now)
+{
+    call_t *call = caller_call(self, caller_id, 1u << CALL_BRIDGED);
+    if (!call || !audio_uri || self->carrier.ops->play(self->carrier.self, call->id, audio_uri, true, now) < 0)
+        return -1;
+    call->pending = OUTCOME_VOICEMAIL;
+    call->state = CALL_PLAYING;
+    arm(self, call, now + seconds(PLAY_TIMEOUT_S));
+    return 0;
+}
+
+/* Handing the person over ends the caller's part: the call stays in the engine, without its
+ * caller, until the carrier reports its end (or max_call_seconds does). */
+static void hand_over(engine_t *self, call_t *call, int64_t now)
+{
+    caller_t *caller = call->caller;
+    call->state = CALL_HANDED_OVER;
+    call->caller = NULL;
+    release_caller(self, caller, call, now);
+}
+
+int engine_caller_transfer(engine_t *self, uint64_t caller_id, const char *to, bool warm, int64_t now)
+{
+    call_t *call = caller_call(self, caller_id, 1u << CALL_BRIDGED);
+    if (!call || !to || self->carrier.ops->transfer(self->carrier.self, call->id, to, warm, now) < 0)
+        return -1;
+    if (warm)
+        call->state = CALL_THREE_WAY;
+    else
+        hand_over(self, call, now);
+    return 0;
+}
+
+int engine_caller_leave_transfer(engine_t *self, uint64_t caller_id, int64_t now)
+{
+    call_t *call = caller_call(self, caller_id, 1u << CALL_THREE_WAY);
+    if (!call || self->carrier.ops->leave(self->carrier.self, call->id, now) < 0)
+        return -1;
+    hand_over(self, call, now);
+    return 0;
+}
+
+int engine_caller_view(const engine_t *self, uint64_t caller_id, engine_caller_view_t *view)
+{
+    const caller_t *caller = idmap_get(self->callers_by_id, caller_id);
+    if (!caller)
+        return -1;
+    static const engine_caller_state_t states[] = {
+        [CALLER_READY] = ENGINE_CALLER_STATE_READY,
+        [CALLER_ON_CALL] = ENGINE_CALLER_STATE_ON_CALL,
+        [CALLER_WRAP_UP] = ENGINE_CALLER_STATE_WRAP_UP,
+        [CALLER_PREVIEW] = ENGINE_CALLER_STATE_PREVIEW,
+        [CALLER_PREVIEW_DIALING] = ENGINE_CALLER_STATE_DIALING,
+    };
+    *view = (engine_caller_view_t){.state = states[caller->state], .since_us = caller->since, .leaving = caller->leaving};
+    const call_t *call = caller->call;
+    if (call) {
+        view->call_id = call->id;
+        view->number = call->number;
+        view->answered_at_us = call->answered_at;
+        view->bridged_at_us = call->bridged_at;
+        view->three_way = call->state == CALL_THREE_WAY;
+        view->ending = call->state == CALL_PLAYING || call->state == CALL_ENDING;
+    } else if (caller->state == CALLER_PREVIEW && caller->has_preview) {
+        view->number = caller->preview;
+    }
     return 0;
 }
 
@@ -977,7 +1093,7 @@ pacing_policy_t *engine_policy(engine_t *self)
 const char *engine_outcome_name(engine_outcome_t outcome)
 {
     static const char *names[] = {"none",      "talked", "abandoned", "machine",   "voicemail", "busy",
-                                  "no_answer", "failed", "canceled",  "timed_out", "hung_up"};
+                                  "no_answer", "failed", "canceled",  "timed_out", "hung_up",   "transferred"};
     return (size_t)outcome < sizeof names / sizeof names[0] ? names[outcome] : "unknown";
 }
 

@@ -76,9 +76,10 @@ typedef enum {
     OUTCOME_BUSY,
     OUTCOME_NO_ANSWER,
     OUTCOME_FAILED,
-    OUTCOME_CANCELED,  /* hung up by us while ringing (campaign stopped) */
-    OUTCOME_TIMED_OUT, /* the carrier never reported an end */
-    OUTCOME_HUNG_UP,   /* answered, then hung up before a person or a machine was recognised */
+    OUTCOME_CANCELED,    /* hung up by us while ringing (campaign stopped) */
+    OUTCOME_TIMED_OUT,   /* the carrier never reported an end */
+    OUTCOME_HUNG_UP,     /* answered, then hung up before a person or a machine was recognised */
+    OUTCOME_TRANSFERRED, /* a caller handed the person to a transfer target */
 } engine_outcome_t;
 
 typedef struct {
@@ -123,11 +124,49 @@ void engine_carrier_event(void *engine, const carrier_event_t *event);
 int engine_caller_join(engine_t *self, uint64_t caller_id, int64_t now_us);
 int engine_caller_ready(engine_t *self, uint64_t caller_id, int64_t now_us); /* wrap-up done */
 int engine_caller_leave(engine_t *self, uint64_t caller_id, int64_t now_us);
+/* Leaves once the call in progress ends (at once when not on a call): a caller who stops, or
+ * whose browser went away, never hangs up on the person they are talking to. */
+int engine_caller_finish(engine_t *self, uint64_t caller_id, int64_t now_us);
 /* The caller's verdict on the call they just finished, while in wrap-up: a person or an
  * answering machine. It teaches the engine how many unknown answers are people (see
  * pacing_stats_disposition). */
 int engine_caller_disposition(engine_t *self, uint64_t caller_id, bool person, int64_t now_us);
 int engine_preview_dial(engine_t *self, uint64_t caller_id, int64_t now_us);
+
+/* A caller's own call controls; each returns 0, or -1 when the caller is not connected to a call
+ * in a state that allows it (or the carrier refused). Hanging up sends the caller to wrap-up
+ * when the carrier confirms. Dropping a message plays `audio_uri` (the campaign's voicemail) to
+ * the machine the caller is connected to and hangs up after it: the call ends as voicemail. A
+ * cold transfer hands the person to `to` and sends the caller to wrap-up at once; a warm one adds
+ * `to` to the call, and the caller stays until leave_transfer (or hangs up on everyone). A
+ * transferred call ends as transferred when the carrier reports its end. */
+int engine_caller_hang_up(engine_t *self, uint64_t caller_id, int64_t now_us);
+int engine_caller_drop_message(engine_t *self, uint64_t caller_id, const char *audio_uri, int64_t now_us);
+int engine_caller_transfer(engine_t *self, uint64_t caller_id, const char *to, bool warm, int64_t now_us);
+int engine_caller_leave_transfer(engine_t *self, uint64_t caller_id, int64_t now_us);
+
+typedef enum {
+    ENGINE_CALLER_STATE_READY, /* on hold */
+    ENGINE_CALLER_STATE_PREVIEW,
+    ENGINE_CALLER_STATE_DIALING, /* a Preview dial is ringing */
+    ENGINE_CALLER_STATE_ON_CALL,
+    ENGINE_CALLER_STATE_WRAP_UP,
+} engine_caller_state_t;
+
+/* What a caller sees: their state since when, and the call or the Preview contact. */
+typedef struct {
+    engine_caller_state_t state;
+    int64_t since_us;
+    bool leaving;           /* left while on a call: gone when it ends */
+    uint64_t call_id;       /* 0 without a call */
+    engine_number_t number; /* the call's number, or the contact previewed (number_id 0: none) */
+    int64_t answered_at_us, bridged_at_us;
+    bool three_way; /* a warm transfer's target is on the call */
+    bool ending;    /* hung up or a message is playing: the end is on its way */
+} engine_caller_view_t;
+
+/* Fills *view for a caller in the engine. 0, or -1 for an unknown caller. */
+int engine_caller_view(const engine_t *self, uint64_t caller_id, engine_caller_view_t *view);
 int engine_preview_skip(engine_t *self, uint64_t caller_id, int64_t now_us);
 
 /* The numbers Preview callers are looking at (at most `max`), for a re-check against blocked

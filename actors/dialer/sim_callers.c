@@ -21,10 +21,11 @@ struct sim_callers_t {
     engine_t *engine;
     rng_t rng;
     uint32_t count;
-    caller_t *callers; /* by id: callers[1..count] */
+    uint64_t first_id;
+    caller_t *callers; /* callers[i] has id first_id + i */
 };
 
-sim_callers_t *sim_callers_new(const scenario_t *scenario, timerq_t *timers, const sim_carrier_t *sim)
+sim_callers_t *sim_callers_new(const scenario_t *scenario, uint32_t count, timerq_t *timers, const sim_carrier_t *sim)
 {
     sim_callers_t *self = calloc(1, sizeof(*self));
     if (self == NULL)
@@ -32,7 +33,8 @@ sim_callers_t *sim_callers_new(const scenario_t *scenario, timerq_t *timers, con
     self->scenario = scenario;
     self->timers = timers;
     self->sim = sim;
-    self->count = scenario->agents;
+    self->count = count;
+    self->first_id = SIM_CALLERS_FIRST_ID;
     self->callers = calloc((size_t)self->count + 1, sizeof(*self->callers));
     if (self->callers == NULL) {
         free(self);
@@ -40,8 +42,8 @@ sim_callers_t *sim_callers_new(const scenario_t *scenario, timerq_t *timers, con
     }
     /* the stream bench/pacing's callers use, so a campaign run and a benchmark run agree */
     rng_seed(&self->rng, scenario->seed, 0xca11e5);
-    for (uint32_t id = 1; id <= self->count; id++)
-        self->callers[id] = (caller_t){.owner = self, .id = id};
+    for (uint32_t i = 0; i < self->count; i++)
+        self->callers[i] = (caller_t){.owner = self, .id = self->first_id + i};
     return self;
 }
 
@@ -50,8 +52,8 @@ void sim_callers_destroy(sim_callers_t **self_p)
     sim_callers_t *self = *self_p;
     if (self == NULL)
         return;
-    for (uint32_t id = 1; id <= self->count; id++)
-        timerq_cancel(self->timers, &self->callers[id].action);
+    for (uint32_t i = 0; i < self->count; i++)
+        timerq_cancel(self->timers, &self->callers[i].action);
     free(self->callers);
     free(self);
     *self_p = NULL;
@@ -61,8 +63,8 @@ int sim_callers_join(sim_callers_t *self, engine_t *engine, int64_t now_us)
 {
     self->engine = engine;
     int joined = 0;
-    for (uint32_t id = 1; id <= self->count; id++)
-        if (engine_caller_join(engine, id, now_us) == 0)
+    for (uint32_t i = 0; i < self->count; i++)
+        if (engine_caller_join(engine, self->callers[i].id, now_us) == 0)
             joined++;
     return joined;
 }
@@ -71,8 +73,13 @@ void sim_callers_leave(sim_callers_t *self, int64_t now_us)
 {
     if (self->engine == NULL)
         return;
-    for (uint32_t id = 1; id <= self->count; id++)
-        engine_caller_leave(self->engine, id, now_us);
+    for (uint32_t i = 0; i < self->count; i++)
+        engine_caller_leave(self->engine, self->callers[i].id, now_us);
+}
+
+bool sim_callers_own(const sim_callers_t *self, uint64_t caller_id)
+{
+    return caller_id >= self->first_id && caller_id - self->first_id < self->count;
 }
 
 static int64_t s_us(double seconds)
@@ -96,9 +103,9 @@ static void s_on_preview_done(void *arg, int64_t now_us)
 
 void sim_callers_event(sim_callers_t *self, const engine_event_t *event)
 {
-    if (self->engine == NULL || event->caller_id == 0 || event->caller_id > self->count)
+    if (self->engine == NULL || !sim_callers_own(self, event->caller_id))
         return;
-    caller_t *caller = &self->callers[event->caller_id];
+    caller_t *caller = &self->callers[event->caller_id - self->first_id];
     int64_t now = event->at_us;
     switch (event->type) {
     case ENGINE_CALLER_ON_CALL: {

@@ -1,5 +1,5 @@
 /*
- * sim_callers_t: the scenario's callers, standing in for people until the caller API exists.
+ * sim_callers_t: simulated callers, beside or instead of people logged in to the campaign.
  *
  * They behave as bench/pacing's do: all join when the campaign starts; after each call they
  * tell the engine whether they heard a person (the simulated carrier's truth of the call they
@@ -17,8 +17,15 @@
 
 typedef struct sim_callers_t sim_callers_t;
 
-/** The scenario's `agents` callers (ids 1..agents), not yet joined. All arguments are borrowed. */
-sim_callers_t *sim_callers_new(const scenario_t *scenario, timerq_t *timers, const sim_carrier_t *sim);
+/* Simulated callers' ids start here, far above any callers.id, so people and simulated callers
+ * share the engine without colliding; it is what events show as their caller_id. */
+#define SIM_CALLERS_FIRST_ID 1000000000000ULL
+
+/** `count` callers, not yet joined. All arguments are borrowed. */
+sim_callers_t *sim_callers_new(const scenario_t *scenario, uint32_t count, timerq_t *timers, const sim_carrier_t *sim);
+
+/** True when `caller_id` is one of these simulated callers. */
+bool sim_callers_own(const sim_callers_t *self, uint64_t caller_id);
 void sim_callers_destroy(sim_callers_t **self_p);
 
 /** Joins every caller to `engine` at `now_us`. Returns how many joined. */

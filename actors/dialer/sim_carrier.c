@@ -279,14 +279,24 @@ static int sim_bridge(void *handle, uint64_t call_id, uint64_t caller_id, int64_
     return 0;
 }
 
+/* The talk the person would still have had: a call ended early by our side gives it back. */
+static void s_cut_talk(sim_carrier_t *self, sim_call_t *call, int64_t now_us)
+{
+    if (call->state == BRIDGED && call->kind == SIM_HUMAN)
+        self->truth.live_talk_seconds -= talk_within(self, now_us, call->ends_at_us);
+}
+
+/* A message to an answered call nobody took (identification, voicemail), or one a caller drops
+ * on the machine they are connected to. */
 static int sim_play(void *handle, uint64_t call_id, const char *audio_uri, bool hang_up_after, int64_t now_us)
 {
     sim_carrier_t *self = handle;
     sim_call_t *call = idmap_get(self->calls, call_id);
-    if (!call || call->state != ANSWERED)
+    if (!call || (call->state != ANSWERED && call->state != BRIDGED))
         return -1;
     timerq_cancel(self->timers, &call->deadline_timer);
     count_abandon(self, call);
+    s_cut_talk(self, call, now_us);
     call->state = PLAYING;
     int64_t done = now_us + seconds(self->scenario.message_seconds);
     if (hang_up_after)
@@ -296,14 +306,24 @@ static int sim_play(void *handle, uint64_t call_id, const char *audio_uri, bool 
     return 0;
 }
 
-static int sim_transfer(void *handle, uint64_t call_id, const char *to, int64_t now_us)
+/* The person talks on with the transfer target for as long as they would have with the caller:
+ * the call ends when the drawn talk time does (at once for a machine, which has said its piece). */
+static int sim_transfer(void *handle, uint64_t call_id, const char *to, bool warm, int64_t now_us)
 {
     sim_carrier_t *self = handle;
     sim_call_t *call = idmap_get(self->calls, call_id);
-    if (!call || call->state != BRIDGED)
+    if (!call || call->state != BRIDGED || to == NULL || to[0] == '\0')
         return -1;
-    plan(call, 1, (step_t[]){{now_us + seconds(1.0), CARRIER_COMPLETED}});
+    int64_t ends = call->ends_at_us > now_us ? call->ends_at_us : now_us;
+    plan(call, 1, (step_t[]){{ends, CARRIER_COMPLETED}});
     return 0;
+}
+
+static int sim_leave(void *handle, uint64_t call_id, int64_t now_us)
+{
+    sim_carrier_t *self = handle;
+    sim_call_t *call = idmap_get(self->calls, call_id);
+    return call && call->state == BRIDGED ? 0 : -1;
 }
 
 static int sim_hang_up(void *handle, uint64_t call_id, int64_t now_us)
@@ -318,8 +338,7 @@ static int sim_hang_up(void *handle, uint64_t call_id, int64_t now_us)
         return 0;
     }
     count_abandon(self, call);
-    if (call->state == BRIDGED && call->kind == SIM_HUMAN)
-        self->truth.live_talk_seconds -= talk_within(self, now_us, call->ends_at_us);
+    s_cut_talk(self, call, now_us);
     plan(call, 1, (step_t[]){{now_us, CARRIER_COMPLETED}});
     return 0;
 }
@@ -334,6 +353,7 @@ static const carrier_ops_t sim_ops = {
     .bridge = sim_bridge,
     .play = sim_play,
     .transfer = sim_transfer,
+    .leave = sim_leave,
     .hang_up = sim_hang_up,
     .destroy = sim_destroy,
 };

@@ -22,22 +22,21 @@
 #include <string.h>
 #include <strings.h>
 
+#include "actors/api/caller_token.h"
 #include "actors/store/input.h"
 #include "actors/store/resource.h"
 #include "actors/store/resources.h"
 #include "common/problem.h"
 
-#define COUNT(a)                   (sizeof(a) / sizeof((a)[0]))
-#define STRING_OF(x)               #x
-#define STRINGIFY(x)               STRING_OF(x)
-#define CALLER_LOGIN_FAILURES_MAX  10
-#define CALLER_LOGIN_WINDOW_S      900
-#define CALLER_SESSION_LIFETIME_S  43200 /* a working day and a half: then log in again */
-#define CALLER_HEARTBEAT_TIMEOUT_S 30    /* docs/adr/0006: a session not seen this long is ended */
-#define CALLER_TOKEN_BYTES         32
-#define CALLER_LOGIN_NAME_MAX      100 /* callers.username's bound (res_callers.c) */
-#define CALLER_PASSWORD_MAX        200
-#define CALLER_COOKIE              "impact_caller_session"
+#define COUNT(a)                  (sizeof(a) / sizeof((a)[0]))
+#define STRING_OF(x)              #x
+#define STRINGIFY(x)              STRING_OF(x)
+#define CALLER_LOGIN_FAILURES_MAX 10
+#define CALLER_LOGIN_WINDOW_S     900
+#define CALLER_SESSION_LIFETIME_S 43200 /* a working day and a half: then log in again */
+#define CALLER_TOKEN_BYTES        32
+#define CALLER_LOGIN_NAME_MAX     100 /* callers.username's bound (res_callers.c) */
+#define CALLER_PASSWORD_MAX       200
 
 static const field_def_t s_fields[] = {
     {.name = "caller_id", .type = FIELD_INT, .flags = F_READONLY},
@@ -267,8 +266,11 @@ void caller_sessions_login(const route_ctx_t *ctx, const api_request_t *req, api
     json_object_set_new(doc, "token", json_string(token));
     json_object_set_new(doc, "expires_at", json_string(PQgetvalue(res, 0, 1)));
     json_object_set_new(doc, "heartbeat_timeout_seconds", json_integer(CALLER_HEARTBEAT_TIMEOUT_S));
+    json_object_set_new(doc, "desk_uri",
+                        json_sprintf("%s/v1/campaigns/%s/caller_sessions/%s", req->base_url, campaign, PQgetvalue(res, 0, 0)));
+    json_object_set_new(doc, "events_uri", json_sprintf("%s/v1/caller_session/events", req->base_url));
     char cookie[160];
-    snprintf(cookie, sizeof(cookie), CALLER_COOKIE "=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict", token,
+    snprintf(cookie, sizeof(cookie), CALLER_TOKEN_COOKIE "=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict", token,
              CALLER_SESSION_LIFETIME_S);
     api_reply_json(reply, 201, doc);
     api_reply_header(reply, "Set-Cookie", cookie);
@@ -291,6 +293,8 @@ static const char s_view_sql[] =
     "'last_seen_at', to_char(s.last_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
     "'expires_at', to_char(s.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
     "'heartbeat_timeout_seconds', $3::int, "
+    "'desk_uri', $2 || '/v1/campaigns/' || s.campaign_id || '/caller_sessions/' || s.id, "
+    "'events_uri', $2 || '/v1/caller_session/events', "
     "'script', CASE WHEN sc.id IS NULL THEN NULL ELSE json_build_object('id', sc.id, 'name', sc.name, "
     "'selected_fields', sc.selected_fields, "
     "'texts', (SELECT coalesce(json_agg(json_build_object('id', t.id, 'content', t.content) ORDER BY t.position, t.id), "
@@ -306,30 +310,15 @@ static const char s_view_sql[] =
     "FROM s JOIN callers c ON c.id = s.caller_id JOIN campaigns k ON k.id = s.campaign_id "
     "LEFT JOIN scripts sc ON sc.id = k.script_id";
 
-/* The session token of the request: `Authorization: Bearer <token>`, or the app's cookie. The
- * bytea literal of its SHA-256 in `digest`. 0, or -1 when there is none of the right shape. */
-static int s_request_token(const api_request_t *req, char *digest, size_t size)
+/* The bytea literal of the request's token digest. 0, or -1 without a token of the right shape. */
+static int s_request_token(const api_request_t *req, char *literal, size_t size)
 {
-    char header[512], token[64] = "";
-    if (api_header(req, "authorization", header, sizeof(header)) == 0 && strncasecmp(header, "Bearer ", 7) == 0) {
-        snprintf(token, sizeof(token), "%s", header + 7);
-    } else if (api_header(req, "cookie", header, sizeof(header)) == 0) {
-        for (char *part = strtok(header, ";"); part; part = strtok(NULL, ";")) {
-            part += strspn(part, " ");
-            if (strncmp(part, CALLER_COOKIE "=", sizeof(CALLER_COOKIE)) == 0)
-                snprintf(token, sizeof(token), "%s", part + sizeof(CALLER_COOKIE));
-        }
-    }
-    size_t len = strlen(token);
-    if (len != 46 || strncmp(token, "cs_", 3) != 0 ||
-        strspn(token + 3, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != len - 3 ||
-        size < 2 * SHA256_DIGEST_LENGTH + 3)
+    unsigned char digest[CALLER_TOKEN_DIGEST];
+    if (size < 2 * CALLER_TOKEN_DIGEST + 3 || caller_token_digest(req, digest) != 0)
         return -1;
-    unsigned char hash[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)token, len, hash);
-    digest[0] = '\\';
-    digest[1] = 'x';
-    s_hex(hash, sizeof(hash), digest + 2);
+    literal[0] = '\\';
+    literal[1] = 'x';
+    s_hex(digest, sizeof(digest), literal + 2);
     return 0;
 }
 
@@ -375,7 +364,7 @@ void caller_session_serve(const route_ctx_t *ctx, const api_request_t *req, api_
     if (action[0]) {
         api_reply_take(reply, 204, NULL, strdup(""), 0);
         if (logout)
-            api_reply_header(reply, "Set-Cookie", CALLER_COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+            api_reply_header(reply, "Set-Cookie", CALLER_TOKEN_COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
     } else {
         char *body = strdup(PQgetvalue(res, 0, 0));
         if (body)

@@ -71,6 +71,13 @@ static const field_def_t s_campaign_fields[] = {
      .min = 1,
      .max = 10,
      .doc = "Upper bound on lines dialed per available caller (Predictive)"},
+    {.name = "simulated_callers",
+     .type = FIELD_INT,
+     .flags = F_NULLABLE,
+     .min = 0,
+     .max = 1000,
+     .doc = "Simulated callers dialing beside the people logged in (the simulated carrier); null: the simulation "
+            "scenario's agents, 0: people only"},
 };
 
 static const constraint_def_t s_campaign_constraints[] = {
