@@ -505,7 +505,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/v1/events/stream"))) {
-        http_stream_serve(req, &m);
+        http_stream_serve(req, &m, 0);
+        return 0;
+    }
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/v1/caller_session/events/stream"))) {
+        http_stream_serve(req, &m, 1);
         return 0;
     }
     m.method = (msg_str_t){req->method.base, (uint32_t)req->method.len};

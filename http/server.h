@@ -107,8 +107,10 @@ void http_stats_serve(h2o_req_t *req, int64_t campaign_id, msg_api_request_t *m)
  */
 char *http_negotiate(h2o_req_t *req, h2o_iovec_t *body);
 
-/** Serves GET /v1/events/stream (stream.c); m holds the collected headers and query. */
-void http_stream_serve(h2o_req_t *req, msg_api_request_t *m);
+/** Serves GET /v1/events/stream, or with `of_caller` GET /v1/caller_session/events/stream (a
+ *  caller's own events, by their session's token or cookie) (stream.c); m holds the collected
+ *  headers and query. */
+void http_stream_serve(h2o_req_t *req, msg_api_request_t *m, int of_caller);
 
 /**
  * The calling thread's subscriber to the fan-out's event publisher at `endpoint`, watched from

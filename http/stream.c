@@ -1,6 +1,7 @@
 /*
  * GET /v1/events/stream: Server-Sent Events of the account's events, live (http/README.md,
- * docs/api.md "Event streams").
+ * docs/api.md "Event streams"); GET /v1/caller_session/events/stream: a caller's own events, the
+ * same way, authenticated by their session (docs/caller-api.md), which it keeps alive.
  *
  * Each event-loop thread SUBscribes to the fan-out process's publisher (actors/fanout/sequencer.h)
  * from inside its own loop, the way bridge.c watches its DEALER, so an event reaches the streams
@@ -63,6 +64,7 @@ typedef struct {
     h2o_req_t *req;
     h2o_timeout_entry_t heartbeat;
     int64_t account_id, campaign_id, caller_id; /* 0: no filter */
+    int of_caller; /* a caller's own stream (GET /v1/caller_session/events/stream) */
     char types[STREAM_TYPES_MAX][EVENTS_PUB_TYPE_MAX + 1];
     size_t num_types;
     char base[STREAM_BASE_MAX];
@@ -195,9 +197,16 @@ static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
     st->stopped = 1;
 }
 
+static void s_resync(stream_t *st);
+
 static void on_heartbeat(h2o_timeout_entry_t *entry)
 {
     stream_t *st = H2O_STRUCT_FROM_MEMBER(stream_t, heartbeat, entry);
+    /* A caller's stream keeps their session alive, as any request of theirs does: a read of their
+     * events, the way a gap is filled, counts as seeing them. When the session is over the read
+     * is refused and the stream ends (docs/adr/0006-caller-sessions.md: no phantom callers). */
+    if (st->of_caller)
+        s_resync(st);
     if (st->phase != PHASE_CLOSING && !st->sending && st->out_len == 0) {
         static const char comment[] = ": keep-alive\n\n";
         s_out_append(st, comment, sizeof(comment) - 1);
@@ -644,7 +653,7 @@ static void s_fetch(stream_t *st)
         return;
     }
     m.method = msg_str("GET");
-    m.path = msg_str("/v1/events");
+    m.path = msg_str(st->of_caller ? "/v1/caller_session/events" : "/v1/events");
     m.query = (msg_str_t){q, (uint32_t)len};
     m.has_query = true;
     m.has_body = false;
@@ -683,10 +692,12 @@ static int s_integer(const char *s, size_t len, int64_t min, int64_t *out)
     return v >= min ? 0 : -1;
 }
 
-/* 1 when the query names only the stream's parameters and credentials. */
-static int s_known_names(h2o_iovec_t query)
+/* 1 when the query names only the stream's parameters and credentials (a caller's stream: after
+ * and type; its credential is the session's token or cookie). */
+static int s_known_names(h2o_iovec_t query, int of_caller)
 {
-    static const char *known[] = {"after", "campaign_id", "caller_id", "type", "api_key", "api_auth"};
+    static const char *known[] = {"after", "type", "campaign_id", "caller_id", "api_key", "api_auth"};
+    size_t num_known = of_caller ? 2 : sizeof(known) / sizeof(known[0]);
     for (size_t at = 0; at < query.len;) {
         const char *item = query.base + at;
         size_t len = 0;
@@ -696,7 +707,7 @@ static int s_known_names(h2o_iovec_t query)
         while (name_len < len && item[name_len] != '=')
             name_len++;
         int found = name_len == 0;
-        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]) && !found; i++)
+        for (size_t i = 0; i < num_known && !found; i++)
             found = strlen(known[i]) == name_len && memcmp(known[i], item, name_len) == 0;
         if (!found)
             return 0;
@@ -706,12 +717,12 @@ static int s_known_names(h2o_iovec_t query)
 }
 
 /* The stream's parameters; bad ones answered with a problem document. 0 or -1. */
-static int s_args(h2o_req_t *req, h2o_iovec_t query, stream_args_t *a)
+static int s_args(h2o_req_t *req, h2o_iovec_t query, int of_caller, stream_args_t *a)
 {
     memset(a, 0, sizeof(*a));
     a->after = -1;
     char value[STREAM_TYPES_MAX * (EVENTS_PUB_TYPE_MAX + 1) + 1];
-    int bad = !s_known_names(query);
+    int bad = !s_known_names(query, of_caller);
     if (urlform_param(query.base, query.len, "after", value, sizeof(value)) == 0)
         bad |= s_integer(value, strlen(value), 0, &a->after) != 0;
     if (urlform_param(query.base, query.len, "campaign_id", value, sizeof(value)) == 0)
@@ -734,7 +745,9 @@ static int s_args(h2o_req_t *req, h2o_iovec_t query, stream_args_t *a)
     }
     if (bad) {
         http_problem_send(req, 422, "invalid-query", "Invalid query parameters",
-                          "a stream takes after, campaign_id and caller_id (ids) and type (event types separated by commas)");
+                          of_caller ? "a caller's stream takes after (an event id) and type (event types separated by commas)"
+                                    : "a stream takes after, campaign_id and caller_id (ids) and type (event types separated by "
+                                      "commas)");
         return -1;
     }
     /* Last-Event-ID, sent by a reconnecting EventSource, wins over ?after. */
@@ -749,8 +762,9 @@ static int s_args(h2o_req_t *req, h2o_iovec_t query, stream_args_t *a)
     return 0;
 }
 
-/* The store's answer to GET /v1 on the client's behalf: its account, then the first read. */
-static void on_auth_reply(h2o_req_t *req, const http_reply_t *reply)
+/* The store's answer to GET /v1 (or, for a caller, GET /v1/caller_session) on the client's
+ * behalf: its account (and caller), then the first read. */
+static void s_on_auth(h2o_req_t *req, const http_reply_t *reply, int of_caller)
 {
     msg_api_response_t res = {0};
     char err[160];
@@ -760,17 +774,19 @@ static void on_auth_reply(h2o_req_t *req, const http_reply_t *reply)
         return;
     }
     json_t *root = json_loadb(res.body.ptr, res.body.len, 0, NULL);
-    json_int_t account_id = json_integer_value(json_object_get(json_object_get(root, "account"), "id"));
+    json_int_t account_id = of_caller ? json_integer_value(json_object_get(root, "account_id"))
+                                      : json_integer_value(json_object_get(json_object_get(root, "account"), "id"));
+    json_int_t own_caller = json_integer_value(json_object_get(json_object_get(root, "caller"), "id"));
     json_decref(root);
     h2o_iovec_t query = req->query_at < req->path.len
                             ? h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)
                             : h2o_iovec_init(NULL, 0);
-    if (account_id <= 0 || s_hub == NULL) {
+    if (account_id <= 0 || (of_caller && own_caller <= 0) || s_hub == NULL) {
         http_problem_send(req, 502, "bad-gateway", "Bad Gateway", "the service sent an unexpected answer");
         return;
     }
     stream_args_t a;
-    if (s_args(req, query, &a) != 0) /* parsed again into `a`: http_stream_serve checked them already */
+    if (s_args(req, query, of_caller, &a) != 0) /* parsed again into `a`: they were checked before */
         return;
     stream_t *st = h2o_mem_alloc_shared(&req->pool, sizeof(*st), on_stream_dispose);
     memset(st, 0, sizeof(*st));
@@ -778,7 +794,8 @@ static void on_auth_reply(h2o_req_t *req, const http_reply_t *reply)
     st->heartbeat.cb = on_heartbeat;
     st->account_id = account_id;
     st->campaign_id = a.campaign_id;
-    st->caller_id = a.caller_id;
+    st->caller_id = of_caller ? own_caller : a.caller_id;
+    st->of_caller = of_caller;
     st->num_types = a.num_types;
     memcpy(st->types, a.types, sizeof(a.types));
     if (http_base_url(req, st->base, sizeof(st->base)) != 0)
@@ -792,7 +809,17 @@ static void on_auth_reply(h2o_req_t *req, const http_reply_t *reply)
     s_fetch(st);
 }
 
-void http_stream_serve(h2o_req_t *req, msg_api_request_t *m)
+static void on_auth_reply(h2o_req_t *req, const http_reply_t *reply)
+{
+    s_on_auth(req, reply, 0);
+}
+
+static void on_caller_auth_reply(h2o_req_t *req, const http_reply_t *reply)
+{
+    s_on_auth(req, reply, 1);
+}
+
+void http_stream_serve(h2o_req_t *req, msg_api_request_t *m, int of_caller)
 {
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
@@ -807,11 +834,11 @@ void http_stream_serve(h2o_req_t *req, msg_api_request_t *m)
         http_problem_send(req, 414, "uri-too-long", "URI Too Long", "the query string is too long");
         return;
     }
-    if (s_args(req, query, &a) != 0)
+    if (s_args(req, query, of_caller, &a) != 0)
         return;
     m->method = msg_str("GET");
-    m->path = msg_str("/v1");
+    m->path = msg_str(of_caller ? "/v1/caller_session" : "/v1");
     m->has_body = false;
-    if (http_api_send(req, m, on_auth_reply) != 0)
+    if (http_api_send(req, m, of_caller ? on_caller_auth_reply : on_auth_reply) != 0)
         log_line(LOG_LEVEL_DEBUG, NULL, "event stream: the store could not be asked");
 }

@@ -136,22 +136,21 @@ static void s_pump(int ms)
     }
 }
 
-/* Opens a stream (query after /v1/events/stream, Last-Event-ID or -1) and waits until it is
- * registered (its retry line arrived): events committed from then on are its to deliver. */
-static sse_t *s_open(const char *key, const char *auth, const char *query, int64_t last_event_id, bool h2, bool small_buffer)
+/* Opens the stream at `path` with `credentials` (header lines; Last-Event-ID when not -1) and
+ * waits until it is registered (its retry line arrived): events committed from then on are its
+ * to deliver. */
+static sse_t *s_open_path(const char *path, const char *const credentials[2], int64_t last_event_id, bool h2, bool small_buffer)
 {
     sse_t *s = calloc(1, sizeof(*s));
     assert_non_null(s);
     s->ids = calloc(SSE_MAX_EVENTS, sizeof(*s->ids));
     s->types = calloc(SSE_MAX_EVENTS, sizeof(*s->types));
     char url[512], h[300];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/events/stream%s", g.server->port, query);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", g.server->port, path);
     s->easy = curl_easy_init();
     curl_easy_setopt(s->easy, CURLOPT_URL, url);
-    snprintf(h, sizeof(h), "Api-Key: %s", key);
-    s->headers = curl_slist_append(s->headers, h);
-    snprintf(h, sizeof(h), "Api-Auth: %s", auth);
-    s->headers = curl_slist_append(s->headers, h);
+    for (int i = 0; i < 2 && credentials[i]; i++)
+        s->headers = curl_slist_append(s->headers, credentials[i]);
     s->headers = curl_slist_append(s->headers, "Accept: text/event-stream");
     if (last_event_id >= 0) {
         snprintf(h, sizeof(h), "Last-Event-ID: %" PRId64, last_event_id);
@@ -181,6 +180,16 @@ static sse_t *s_open(const char *key, const char *auth, const char *query, int64
     assert_int_equal(code, 200);
     curl_easy_getinfo(s->easy, CURLINFO_HTTP_VERSION, &s->http_version);
     return s;
+}
+
+/* An account's stream: `query` after /v1/events/stream. */
+static sse_t *s_open(const char *key, const char *auth, const char *query, int64_t last_event_id, bool h2, bool small_buffer)
+{
+    char path[512], key_line[300], auth_line[300];
+    snprintf(path, sizeof(path), "/v1/events/stream%s", query);
+    snprintf(key_line, sizeof(key_line), "Api-Key: %s", key);
+    snprintf(auth_line, sizeof(auth_line), "Api-Auth: %s", auth);
+    return s_open_path(path, (const char *[]){key_line, auth_line}, last_event_id, h2, small_buffer);
 }
 
 static void s_close(sse_t **s_p)
@@ -384,6 +393,126 @@ static void test_bad_parameters_are_refused(void **state)
     test_reply_free(&reply);
 }
 
+/* A caller's desk request as `bearer`; its answer must be `want`. */
+static void s_desk(const char *desk, const char *bearer, const char *action, const char *body, long want)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s%s%s", desk, action[0] ? "/" : "", action);
+    test_request_t req = {.method = action[0] ? "POST" : "GET",
+                          .path = path,
+                          .header = bearer,
+                          .body = body,
+                          .content_type = body ? "application/json" : NULL};
+    test_reply_t reply;
+    assert_int_equal(test_http(g.server, &req, &reply), CURLE_OK);
+    if (reply.status != want)
+        fprintf(stderr, "%s -> %ld: %.*s\n", path, reply.status, (int)reply.body_len, reply.body);
+    assert_int_equal(reply.status, want);
+    test_reply_free(&reply);
+}
+
+/* A caller follows their own events with their session's token: their desk's transitions and
+ * calls, nobody else's; a reconnect from the last id misses nothing; a stream with the wrong
+ * parameters, or without a session, is refused; logging out ends it. */
+static void test_a_caller_follows_their_own_events(void **state)
+{
+    int64_t campaign = test_campaign_create(&g, "Desk stream", "Power");
+    char path[256], body[256], sql[256];
+    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64, campaign);
+    json_decref(test_call(g.server, g.server->key, g.server->auth, "PATCH", path, "application/json", "{\"simulated_callers\": 0}",
+                          0, 200));
+    test_campaign_import(&g, campaign, 2000, 20);
+    test_move_into_calling_hours(g.db, campaign);
+    test_campaign_action(&g, campaign, "start");
+    snprintf(body, sizeof(body), "{\"username\": \"streamer\", \"password\": \"stream password\", \"campaign_id\": %" PRId64 "}",
+             campaign);
+    json_t *caller = test_call(g.server, g.server->key, g.server->auth, "POST", "/v1/callers", "application/json", body, 0, 201);
+    int64_t caller_id = json_integer_value(json_object_get(caller, "id"));
+    json_decref(caller);
+    json_t *root = test_call(g.server, g.server->key, g.server->auth, "GET", "/v1", NULL, NULL, 0, 200);
+    snprintf(body, sizeof(body), "{\"account_id\": %" PRId64 ", \"username\": \"streamer\", \"password\": \"stream password\"}",
+             (int64_t)json_integer_value(json_object_get(json_object_get(root, "account"), "id")));
+    json_decref(root);
+    json_t *session = test_call(g.server, NULL, NULL, "POST", "/v1/caller_sessions", "application/json", body, 0, 201);
+    char bearer[128], desk[160];
+    snprintf(bearer, sizeof(bearer), "Authorization: Bearer %s", json_string_value(json_object_get(session, "token")));
+    snprintf(desk, sizeof(desk), "%s", strstr(json_string_value(json_object_get(session, "desk_uri")), "/v1/"));
+    assert_non_null(strstr(json_string_value(json_object_get(session, "events_uri")), "/v1/caller_session/events/stream"));
+    json_decref(session);
+
+    /* refused: an account's filters, no session */
+    const char *refused[] = {"/v1/caller_session/events/stream?campaign_id=1", "/v1/caller_session/events/stream?caller_id=1"};
+    for (int i = 0; i < 2; i++) {
+        test_request_t req = {.method = "GET", .path = refused[i], .header = bearer};
+        test_reply_t reply;
+        assert_int_equal(test_http(g.server, &req, &reply), CURLE_OK);
+        assert_int_equal(reply.status, 422);
+        test_reply_free(&reply);
+    }
+    test_request_t anonymous = {.method = "GET", .path = "/v1/caller_session/events/stream"};
+    test_reply_t reply;
+    assert_int_equal(test_http(g.server, &anonymous, &reply), CURLE_OK);
+    assert_int_equal(reply.status, 401);
+    test_reply_free(&reply);
+
+    int64_t before = s_last_event_id();
+    sse_t *mine = s_open_path("/v1/caller_session/events/stream", (const char *[]){bearer, NULL}, before, false, false);
+    s_desk(desk, bearer, "start", NULL, 200);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE caller_id = %" PRId64 " AND type = 'call.bridged'", caller_id);
+    test_db_wait_at_least(&g, sql, 1, SSE_WAIT_S);
+    s_wait_events(mine, 3); /* on hold, on the call, and the call's bridge */
+    int64_t last = mine->ids[mine->n - 1];
+    s_close(&mine);
+    /* meanwhile the person hangs up (the scenario's calls are short) and the caller stops */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE caller_id = %" PRId64 " AND type = 'caller.wrap_up'", caller_id);
+    test_db_wait_at_least(&g, sql, 1, SSE_WAIT_S);
+    s_desk(desk, bearer, "results", "{\"then\": \"stop\"}", 200);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE caller_id = %" PRId64 " AND type = 'survey.submitted'",
+             caller_id);
+    test_db_wait_at_least(&g, sql, 1, SSE_WAIT_S);
+    sse_t *again = s_open_path("/v1/caller_session/events/stream", (const char *[]){bearer, NULL}, last, true, false);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE caller_id = %" PRId64 " AND id > %" PRId64, caller_id, last);
+    s_wait_events(again, (size_t)test_db_count(g.db, sql));
+    /* exactly the caller's events, in order, as their list gives them */
+    snprintf(path, sizeof(path), "/v1/caller_session/events?after=%" PRId64, before);
+    test_request_t list = {.method = "GET", .path = path, .header = bearer};
+    assert_int_equal(test_http(g.server, &list, &reply), CURLE_OK);
+    assert_int_equal(reply.status, 200);
+    json_t *page = test_reply_json(&reply);
+    test_reply_free(&reply);
+    json_t *items = json_object_get(page, "items");
+    size_t i;
+    json_t *item;
+    size_t at = 0;
+    json_array_foreach(items, i, item)
+    {
+        assert_int_equal(json_integer_value(json_object_get(item, "caller_id")), caller_id);
+        int64_t id = json_integer_value(json_object_get(item, "id"));
+        if (id > last) {
+            assert_true(at < again->n);
+            assert_int_equal(again->ids[at++], id);
+        }
+    }
+    assert_int_equal(at, again->n);
+    assert_true(json_array_size(items) >= 5);
+    json_decref(page);
+
+    /* logging out ends the stream at its next keep-alive, and it cannot be reopened */
+    test_request_t logout = {.method = "POST", .path = "/v1/caller_session/logout", .header = bearer};
+    assert_int_equal(test_http(g.server, &logout, &reply), CURLE_OK);
+    assert_int_equal(reply.status, 204);
+    test_reply_free(&reply);
+    for (int wait = 0; wait < SSE_WAIT_S * 10 && !again->done; wait++)
+        s_pump(100);
+    assert_true(again->done);
+    s_close(&again);
+    test_request_t reopen = {.method = "GET", .path = "/v1/caller_session/events/stream", .header = bearer};
+    assert_int_equal(test_http(g.server, &reopen, &reply), CURLE_OK);
+    assert_int_equal(reply.status, 401);
+    test_reply_free(&reply);
+    test_campaign_action(&g, campaign, "stop");
+}
+
 /* The http process killed mid-stream: a reconnect with the last id received misses nothing. */
 static void test_a_killed_http_process_loses_nothing(void **state)
 {
@@ -462,7 +591,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_streams_deliver_what_the_api_lists),  cmocka_unit_test(test_a_reconnect_resumes_after_its_last_event),
         cmocka_unit_test(test_bad_parameters_are_refused),          cmocka_unit_test(test_a_slow_consumer_overflows_alone),
-        cmocka_unit_test(test_a_killed_http_process_loses_nothing),
+        cmocka_unit_test(test_a_killed_http_process_loses_nothing), cmocka_unit_test(test_a_caller_follows_their_own_events),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

@@ -268,7 +268,7 @@ void caller_sessions_login(const route_ctx_t *ctx, const api_request_t *req, api
     json_object_set_new(doc, "heartbeat_timeout_seconds", json_integer(CALLER_HEARTBEAT_TIMEOUT_S));
     json_object_set_new(doc, "desk_uri",
                         json_sprintf("%s/v1/campaigns/%s/caller_sessions/%s", req->base_url, campaign, PQgetvalue(res, 0, 0)));
-    json_object_set_new(doc, "events_uri", json_sprintf("%s/v1/caller_session/events", req->base_url));
+    json_object_set_new(doc, "events_uri", json_sprintf("%s/v1/caller_session/events/stream", req->base_url));
     char cookie[160];
     snprintf(cookie, sizeof(cookie), CALLER_TOKEN_COOKIE "=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict", token,
              CALLER_SESSION_LIFETIME_S);
@@ -287,14 +287,14 @@ Exit:
 static const char s_view_sql[] =
     "WITH s AS (UPDATE caller_sessions SET last_seen_at = now() WHERE token_sha256 = $1::bytea AND ended_at IS NULL AND "
     "expires_at > now() RETURNING *) "
-    "SELECT json_build_object('uri', $2 || '/v1/caller_session', 'id', s.id, 'via', s.via, "
+    "SELECT json_build_object('uri', $2 || '/v1/caller_session', 'id', s.id, 'account_id', s.account_id, 'via', s.via, "
     "'caller', json_build_object('id', c.id, 'name', c.name, 'username', c.username), "
     "'campaign', json_build_object('id', k.id, 'name', k.name, 'dialer_type', k.dialer_type, 'status', k.status), "
     "'last_seen_at', to_char(s.last_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
     "'expires_at', to_char(s.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
     "'heartbeat_timeout_seconds', $3::int, "
     "'desk_uri', $2 || '/v1/campaigns/' || s.campaign_id || '/caller_sessions/' || s.id, "
-    "'events_uri', $2 || '/v1/caller_session/events', "
+    "'events_uri', $2 || '/v1/caller_session/events/stream', "
     "'script', CASE WHEN sc.id IS NULL THEN NULL ELSE json_build_object('id', sc.id, 'name', sc.name, "
     "'selected_fields', sc.selected_fields, "
     "'texts', (SELECT coalesce(json_agg(json_build_object('id', t.id, 'content', t.content) ORDER BY t.position, t.id), "
@@ -333,11 +333,11 @@ static void s_not_in_session(const api_request_t *req, api_reply_t *reply)
 void caller_session_serve(const route_ctx_t *ctx, const api_request_t *req, api_reply_t *reply, const char *action)
 {
     char digest[2 * SHA256_DIGEST_LENGTH + 3];
-    bool logout = strcmp(action, "logout") == 0;
-    const char *method = action[0] ? "POST" : "GET";
+    bool logout = strcmp(action, "logout") == 0, events = strcmp(action, "events") == 0;
+    const char *method = action[0] && !events ? "POST" : "GET";
     if (strcmp(req->method, method) != 0 && !(method[0] == 'G' && strcmp(req->method, "HEAD") == 0)) {
         api_reply_problem(reply, req, 405, "method-not-allowed", "Method not allowed", "See the Allow header.");
-        api_reply_header(reply, "Allow", action[0] ? "POST" : "GET, HEAD");
+        api_reply_header(reply, "Allow", method[0] == 'P' ? "POST" : "GET, HEAD");
         return;
     }
     if (s_request_token(req, digest, sizeof(digest)) != 0) {
@@ -353,7 +353,7 @@ void caller_session_serve(const route_ctx_t *ctx, const api_request_t *req, api_
                            logout ? "UPDATE caller_sessions SET ended_at = now(), end_reason = 'logged_out' "
                                     "WHERE token_sha256 = $1::bytea AND ended_at IS NULL RETURNING id"
                                   : "UPDATE caller_sessions SET last_seen_at = now() WHERE token_sha256 = $1::bytea AND "
-                                    "ended_at IS NULL AND expires_at > now() RETURNING id",
+                                    "ended_at IS NULL AND expires_at > now() RETURNING id, account_id, caller_id",
                            1, NULL, (const char *[]){digest}, NULL, NULL, 0);
     if (!s_ok(res, PGRES_TUPLES_OK, reply, req))
         goto Exit;
@@ -361,7 +361,9 @@ void caller_session_serve(const route_ctx_t *ctx, const api_request_t *req, api_
         s_not_in_session(req, reply);
         goto Exit;
     }
-    if (action[0]) {
+    if (events) {
+        events_list_for_caller(ctx, req, reply, strtoll(PQgetvalue(res, 0, 1), NULL, 10), strtoll(PQgetvalue(res, 0, 2), NULL, 10));
+    } else if (action[0]) {
         api_reply_take(reply, 204, NULL, strdup(""), 0);
         if (logout)
             api_reply_header(reply, "Set-Cookie", CALLER_TOKEN_COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");

@@ -257,12 +257,24 @@ static void s_list_sql(const events_query_t *q, char *sql, size_t size)
         q->caller[0] ? (q->campaign[0] ? " AND caller_id = $9" : " AND caller_id = $8") : "", q->ascending ? "ASC" : "DESC");
 }
 
-static void s_list(resource_call_t *call)
+/* The events of the call's account, filtered by the query; `collection` is the list's own path
+ * for its links. A caller's own list (own_caller > 0) is always filtered to that caller. */
+static void s_list_of(resource_call_t *call, const char *collection, int64_t own_caller)
 {
     events_query_t q;
     if (s_query(call, &q) != 0)
         return;
     const api_request_t *req = call->req;
+    if (own_caller > 0) {
+        if (q.caller[0] || q.campaign[0]) {
+            json_t *p =
+                problem_new(422, "invalid-query", "Invalid query parameters", "A caller's events are their own.", req->path);
+            problem_add_error(p, q.caller[0] ? "caller_id" : "campaign_id", "is not a filter of a caller's own events");
+            api_reply_problem_object(call->reply, req, p);
+            return;
+        }
+        snprintf(q.caller, sizeof(q.caller), "%" PRId64, own_caller);
+    }
     char account[24], limit[24], sql[1024];
     snprintf(account, sizeof(account), "%" PRId64, call->account->account_id);
     snprintf(limit, sizeof(limit), "%" PRId64, q.limit);
@@ -296,7 +308,7 @@ static void s_list(resource_call_t *call)
 
     int rows = PQntuples(res);
     char uri[EVENTS_QUERY_SIZE + 1024], next[EVENTS_QUERY_SIZE + 1024], cursor[EVENTS_QUERY_SIZE];
-    snprintf(uri, sizeof(uri), "%s/v1/events?limit=%" PRId64 "%s", req->base_url, q.limit, q.query);
+    snprintf(uri, sizeof(uri), "%s%s?limit=%" PRId64 "%s", req->base_url, collection, q.limit, q.query);
     /* Oldest first is a feed: the next page is where to ask for what comes after this one, even
      * when it is empty for now. Newest first ends with the oldest event. */
     bool more = q.ascending || rows == q.limit;
@@ -311,11 +323,11 @@ static void s_list(resource_call_t *call)
             s_encode_append(cursor, sizeof(cursor), "type", types);
         }
         const char *names[] = {"campaign_id", "caller_id", "after", "before", "since", "until"};
-        const char *values[] = {q.campaign, q.caller, after, before, q.since, q.until};
+        const char *values[] = {q.campaign, own_caller > 0 ? "" : q.caller, after, before, q.since, q.until};
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
             if (values[i][0])
                 s_encode_append(cursor, sizeof(cursor), names[i], values[i]);
-        snprintf(next, sizeof(next), "%s/v1/events?limit=%" PRId64 "%s", req->base_url, q.limit, cursor);
+        snprintf(next, sizeof(next), "%s%s?limit=%" PRId64 "%s", req->base_url, collection, q.limit, cursor);
     }
 
     json_writer_t w;
@@ -348,6 +360,19 @@ static void s_list(resource_call_t *call)
         snprintf(link, sizeof(link), "<%s>; rel=\"next\"", next);
         api_reply_header(call->reply, "Link", link);
     }
+}
+
+static void s_list(resource_call_t *call)
+{
+    s_list_of(call, "/v1/events", 0);
+}
+
+void events_list_for_caller(const route_ctx_t *ctx, const api_request_t *req, api_reply_t *reply, int64_t account_id,
+                            int64_t caller_id)
+{
+    auth_account_t account = {.account_id = account_id};
+    resource_call_t call = {.route = ctx, .account = &account, .req = req, .reply = reply, .def = &res_events};
+    s_list_of(&call, "/v1/caller_session/events", caller_id);
 }
 
 static void s_read(resource_call_t *call)

@@ -219,12 +219,12 @@ static bool s_is_caller_login(const api_request_t *req)
     return s_method_is(req, "POST") && n == sizeof(path) - 1 && strncmp(req->path, path, n) == 0;
 }
 
-/* /v1/caller_session, /v1/caller_session/heartbeat, /v1/caller_session/logout: the caller's own
- * session, authenticated by its token. The action ("" for the session itself), or NULL. */
+/* /v1/caller_session, and its heartbeat, logout and events: the caller's own session,
+ * authenticated by its token. The action ("" for the session itself), or NULL. */
 static const char *s_caller_session_action(const api_request_t *req)
 {
     static const char base[] = "/v1/caller_session";
-    static const char *const actions[] = {"", "heartbeat", "logout"};
+    static const char *const actions[] = {"", "heartbeat", "logout", "events"};
     size_t n = strlen(req->path);
     if (n > 1 && req->path[n - 1] == '/')
         n--;
