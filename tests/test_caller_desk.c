@@ -109,11 +109,11 @@ static void s_wrong_state(const caller_t *c, const char *action, const char *bod
     json_decref(p);
 }
 
-static caller_t s_log_in(const char *username)
+static caller_t s_log_in_to(const char *username, int64_t campaign)
 {
     char body[256];
     snprintf(body, sizeof(body), "{\"username\": \"%s\", \"password\": \"desk password 1\", \"campaign_id\": %" PRId64 "}",
-             username, g_campaign);
+             username, campaign);
     caller_t c = {.id = s_id(s_admin("POST", "/v1/callers", body, 201))};
     snprintf(body, sizeof(body), "{\"account_id\": %" PRId64 ", \"username\": \"%s\", \"password\": \"desk password 1\"}",
              g_account, username);
@@ -128,21 +128,26 @@ static caller_t s_log_in(const char *username)
     assert_non_null(desk);
     snprintf(c.desk, sizeof(c.desk), "%s", desk);
     char want[96];
-    snprintf(want, sizeof(want), "/v1/campaigns/%" PRId64 "/caller_sessions/%" PRId64, g_campaign,
+    snprintf(want, sizeof(want), "/v1/campaigns/%" PRId64 "/caller_sessions/%" PRId64, campaign,
              (int64_t)json_integer_value(json_object_get(session, "id")));
     assert_string_equal(c.desk, want);
     json_decref(session);
     return c;
 }
 
+static caller_t s_log_in(const char *username)
+{
+    return s_log_in_to(username, g_campaign);
+}
+
 /* Numbers with leads whose names the desk shows (the script selects first_name). */
-static void s_import(int first, int count)
+static void s_import(int64_t campaign, int first, int count)
 {
     char body[256], path[96];
     snprintf(body, sizeof(body),
              "{\"name\": \"Desk list %d\", \"campaign_id\": %" PRId64
              ", \"column_map\": {\"phone\": \"phone\", \"first_name\": \"first_name\", \"last_name\": \"last_name\"}}",
-             first, g_campaign);
+             first, campaign);
     int64_t list = s_id(s_admin("POST", "/v1/lists", body, 201));
     char *csv = malloc(64 + (size_t)count * 48), *p = csv;
     p += sprintf(p, "phone,first_name,last_name\n");
@@ -187,7 +192,7 @@ static int s_setup(void **state)
     snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64, g_campaign);
     snprintf(body, sizeof(body), "{\"script_id\": %" PRId64 ", \"simulated_callers\": 0}", g_script);
     json_decref(s_admin("PATCH", path, body, 200));
-    s_import(0, 60);
+    s_import(g_campaign, 0, 60);
     test_move_into_calling_hours(g.db, g_campaign);
     test_campaign_action(&g, g_campaign, "start");
     char dialer[48];
@@ -452,6 +457,64 @@ static void test_sessions_not_seen_are_ended_without_hanging_up(void **state)
     assert_int_equal(test_db_count(g.db, sql), 1);
 }
 
+/* Preview: the caller sees each contact before dialing it, skips one, dials the next, finds a
+ * machine and leaves the campaign's voicemail message on it. */
+static void test_preview_dial_skip_and_drop_a_voicemail(void **state)
+{
+    size_t len;
+    unsigned char *wav = test_wav(1000, &len);
+    json_t *message = test_call(g.server, g.server->key, g.server->auth, "POST", "/v1/messages?name=Desk%20voicemail",
+                                "audio/x-wav", (const char *)wav, len, 201);
+    free(wav);
+    int64_t campaign = test_campaign_create(&g, "Desk preview", "Preview");
+    char path[128], body[256];
+    snprintf(path, sizeof(path), "/v1/campaigns/%" PRId64, campaign);
+    snprintf(body, sizeof(body),
+             "{\"script_id\": %" PRId64 ", \"simulated_callers\": 0, \"voicemail_message_id\": %" PRId64
+             ", \"callers_can_drop_voicemail\": true}",
+             g_script, (int64_t)json_integer_value(json_object_get(message, "id")));
+    json_decref(message);
+    json_decref(s_admin("PATCH", path, body, 200));
+    s_import(campaign, 100, 20);
+    test_move_into_calling_hours(g.db, campaign);
+    test_campaign_action(&g, campaign, "start");
+    char dialer[48];
+    snprintf(dialer, sizeof(dialer), "dialer:%" PRId64, campaign);
+    test_wait_process(&g, dialer, 0);
+
+    caller_t fay = s_log_in_to("fay", campaign);
+    json_t *desk = s_as(&fay, "POST", "start", NULL, 200);
+    assert_string_equal(s_str(desk, "state"), "preview");
+    int64_t first = json_integer_value(json_object_get(json_object_get(desk, "contact"), "number_id"));
+    assert_true(first > 0);
+    json_decref(desk);
+    s_wrong_state(&fay, "hang_up", NULL, "preview");
+    desk = s_as(&fay, "POST", "skip", NULL, 200);
+    int64_t second = json_integer_value(json_object_get(json_object_get(desk, "contact"), "number_id"));
+    assert_true(second > 0 && second != first);
+    json_decref(desk);
+    desk = s_as(&fay, "POST", "dial", NULL, 200);
+    assert_true(strcmp(s_str(desk, "state"), "dialing") == 0 || strcmp(s_str(desk, "state"), "connected") == 0);
+    json_decref(desk);
+    desk = s_wait_state(&fay, "connected");
+    int64_t call = json_integer_value(json_object_get(json_object_get(desk, "call"), "id"));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(desk, "contact"), "number_id")), second);
+    json_decref(desk);
+    desk = s_as(&fay, "POST", "drop_voicemail", NULL, 200);
+    json_decref(desk);
+    desk = s_wait_state(&fay, "wrap_up");
+    json_decref(desk);
+    s_wait_count("SELECT count(*) FROM call_attempts WHERE call_id = %" PRId64 " AND outcome = 'voicemail'", call, 1);
+    desk = s_as(&fay, "POST", "results", "{\"then\": \"continue\", \"machine\": true}", 200);
+    assert_string_equal(s_str(desk, "state"), "preview");
+    json_decref(desk);
+    /* stopping while looking at a contact gives it back */
+    desk = s_as(&fay, "POST", "stop", NULL, 200);
+    assert_string_equal(s_str(desk, "state"), "idle");
+    json_decref(desk);
+    test_campaign_action(&g, campaign, "stop");
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -459,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_a_caller_works_through_calls_and_surveys),
         cmocka_unit_test(test_sessions_are_their_callers_own),
         cmocka_unit_test(test_sessions_not_seen_are_ended_without_hanging_up),
+        cmocka_unit_test(test_preview_dial_skip_and_drop_a_voicemail),
     };
     int failed = cmocka_run_group_tests(tests, s_setup, s_teardown);
     curl_global_cleanup();
