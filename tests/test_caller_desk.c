@@ -100,6 +100,25 @@ static json_t *s_wait_state(const caller_t *c, const char *state)
     return NULL;
 }
 
+/* Polls the desk until it answers 401: the dialer hears of an ended session by notification. */
+static void s_wait_logged_out(const caller_t *c)
+{
+    char path[224];
+    snprintf(path, sizeof(path), "%s", c->desk);
+    for (int i = 0; i < WAIT_S * 10; i++) {
+        test_request_t req = {.method = "GET", .path = path, .header = c->bearer};
+        test_reply_t r;
+        assert_int_equal(test_http(g.server, &req, &r), CURLE_OK);
+        long status = r.status;
+        test_reply_free(&r);
+        if (status == 401)
+            return;
+        assert_int_equal(status, 200);
+        nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
+    }
+    fail_msg("the desk of an ended session still answers");
+}
+
 static void s_wrong_state(const caller_t *c, const char *action, const char *body, const char *state)
 {
     json_t *p = s_as(c, "POST", action, body, 409);
@@ -436,7 +455,16 @@ static void test_sessions_not_seen_are_ended_without_hanging_up(void **state)
     s_forget_session(&dee);
     s_wait_count("SELECT count(*) FROM caller_sessions WHERE caller_id = %" PRId64 " AND end_reason = 'timed_out'", dee.id, 1);
     s_wait_count("SELECT count(*) FROM events WHERE type = 'caller.left' AND caller_id = %" PRId64, dee.id, 1);
-    json_decref(s_as(&dee, "GET", "", NULL, 401));
+    s_wait_logged_out(&dee);
+
+    /* past its absolute expiry: ended as expired, whatever its heartbeats */
+    caller_t gus = s_log_in("gus");
+    s_assert_state(&gus, "idle");
+    char expire[256];
+    snprintf(expire, sizeof(expire), "UPDATE caller_sessions SET expires_at = now() WHERE caller_id = %" PRId64, gus.id);
+    test_db_exec(g.db, expire);
+    s_wait_count("SELECT count(*) FROM caller_sessions WHERE caller_id = %" PRId64 " AND end_reason = 'expired'", gus.id, 1);
+    s_wait_logged_out(&gus);
 
     /* mid-call: the person talks on to the end of the call, then the caller is gone */
     caller_t eve = s_log_in("eve");

@@ -100,6 +100,8 @@ static int s_load_script(desk_t *self)
 {
     char campaign[24];
     snprintf(campaign, sizeof(campaign), "%" PRId64, self->config.campaign_id);
+    if (dbq_drain(self->config.db, 0) != 0)
+        return -1;
     PGresult *res =
         PQexecParams(self->config.conn,
                      "SELECT coalesce(s.selected_fields, '[]')::text, "
@@ -214,6 +216,10 @@ static lookup_t s_lookup(desk_t *self, const unsigned char digest[CALLER_TOKEN_D
 {
     const char *values[] = {(const char *)digest};
     const int lengths[] = {CALLER_TOKEN_DIGEST}, formats[] = {1};
+    /* The connection is the statement queue's too: what it has in flight is finished first. Its
+     * callbacks may run here, before this session exists. */
+    if (dbq_drain(self->config.db, now_us) != 0)
+        return LOOKUP_FAILED;
     PGresult *res = PQexecParams(self->config.conn,
                                  "SELECT id, caller_id, campaign_id, ended_at IS NULL AND expires_at > now() "
                                  "FROM caller_sessions WHERE token_sha256 = $1",
@@ -842,8 +848,12 @@ void desk_session_ended(desk_t *self, int64_t session_id, int64_t now_us)
         return;
     session->ended = true;
     log_info("caller session %" PRId64 " ended; caller %" PRIu64 " leaves", session_id, session->caller_id);
-    if (!s_in_engine(self, session) || engine_caller_finish(self->config.engine, session->caller_id, now_us) != 0)
+    if (!s_in_engine(self, session)) {
         s_forget(self, session);
+        return;
+    }
+    /* forgotten when the engine lets the caller go (caller.left); already leaving: at its call's end */
+    engine_caller_finish(self->config.engine, session->caller_id, now_us);
 }
 
 void desk_set_paused(desk_t *self, bool paused)
