@@ -562,6 +562,14 @@ static void test_every_producer_matches_the_catalog(void **state)
              "'[{\"note_id\": 3, \"text\": \"Call after six\"}]', 24, 3)",
              account);
     test_db_exec(db, sql);
+    /* the deliverer disabling an endpoint (the account disabling one is no event) */
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO webhook_endpoints (id, account_id, url) OVERRIDING SYSTEM VALUE VALUES (41, %" PRId64
+             ", 'https://example.com/a'), (42, %" PRId64 ", 'https://example.com/b'); "
+             "UPDATE webhook_endpoints SET enabled = false WHERE id = 41; "
+             "UPDATE webhook_endpoints SET enabled = false, disabled_reason = 'the receiver answered 410 Gone' WHERE id = 42",
+             account, account);
+    test_db_exec(db, sql);
     /* what the dialer publishes when a running campaign runs dry (not for a stopped one) */
     test_db_exec(db, "SELECT campaign_publish_numbers_needed(601)");
     test_db_exec(db, "UPDATE campaigns SET status = 'stopped' WHERE id IN (601, 602)");
@@ -612,6 +620,10 @@ static void test_every_producer_matches_the_catalog(void **state)
     assert_int_equal(s_value(db, "SELECT count(*) FROM events WHERE type = 'list.import_failed' AND "
                                  "payload->>'failure' = 'the file is not UTF-8'"),
                      1);
+    assert_int_equal(s_value(db, "SELECT count(*) FROM events WHERE type = 'webhook_endpoint.disabled' AND "
+                                 "(payload->>'webhook_endpoint_id')::int = 42"),
+                     1);
+    assert_int_equal(s_value(db, "SELECT count(*) FROM events WHERE type = 'webhook_endpoint.disabled'"), 1);
     assert_int_equal(checked, s_value(db, "SELECT count(*) FROM events"));
     /* 0008's outbox for v1 calls is untouched: only the call's dials are there */
     assert_int_equal(s_value(db, "SELECT count(*) FROM call_events"), 5);

@@ -10,7 +10,8 @@
  * - type and campaign filters select what each endpoint gets;
  * - bad input is refused with 422 and changes nothing;
  * - 410 Gone disables the endpoint with a reason, its deliveries stay pending, and an enable
- *   (after the URL is fixed) resumes them;
+ *   (after the URL is fixed) resumes them; so does failing an event for 3 days (that delivery
+ *   fails); either way the account's other endpoints get webhook_endpoint.disabled;
  * - a replay of one event and of a range sends the same webhook-ids again, in order.
  *
  * Events enter the inbox as producers' triggers put them (event_publish) and are numbered by the
@@ -45,11 +46,13 @@ static char g_account[24];
 static webhook_received_t g_got[WEBHOOK_RECEIVED_MAX];
 
 /* /flaky: two dropped connections, two 500s, one timeout (never answered), then 204. /gone: 410.
- * Others: 204. */
+ * /down: 503. Others: 204. */
 static int s_answer(void *arg, const char *path, int nth, int *delay_ms)
 {
     if (strcmp(path, "/gone") == 0)
         return 410;
+    if (strcmp(path, "/down") == 0)
+        return 503;
     if (strcmp(path, "/flaky") == 0) {
         if (nth <= 2)
             return 0;
@@ -326,6 +329,65 @@ static void test_gone_disables_and_enable_resumes(void **state)
     assert_string_equal(got, want);
 }
 
+/* An event failing since longer than the give-up age (its delivery's age moved back): the
+ * delivery fails, the endpoint is disabled with the reason, and a watching endpoint is told. */
+static void test_days_of_failures_disable_and_tell(void **state)
+{
+    char body[256], sql[512];
+    snprintf(body, sizeof(body), "{\"url\": \"http://127.0.0.1:%d/watch\", \"event_types\": [\"webhook_endpoint.disabled\"]}",
+             webhook_receiver_port(g_hook));
+    int64_t watch = s_endpoint(body);
+    snprintf(body, sizeof(body), "{\"url\": \"http://127.0.0.1:%d/down\"}", webhook_receiver_port(g_hook));
+    int64_t down = s_endpoint(body);
+    s_publish(0, "list.import_completed");
+    s_publish(0, "list.import_failed");
+    s_wait_numbered();
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM webhook_delivery_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id "
+             "WHERE d.endpoint_id = %" PRId64,
+             down);
+    test_db_wait_at_least(&g, sql, 1, WAIT_SECONDS);
+    /* still enabled after failures younger than the give-up age */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM webhook_endpoints WHERE id = %" PRId64 " AND enabled", down);
+    assert_int_equal(test_db_count(g.db, sql), 1);
+    snprintf(sql, sizeof(sql), "UPDATE webhook_deliveries SET created_at = now() - interval '4 days' WHERE endpoint_id = %" PRId64,
+             down);
+    test_db_exec(g.db, sql);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM webhook_endpoints WHERE id = %" PRId64 " AND NOT enabled", down);
+    for (int i = 0; i < WAIT_SECONDS * 4 && test_db_count(g.db, sql) == 0; i++) {
+        s_hurry();
+        usleep(250 * 1000);
+    }
+    assert_int_equal(test_db_count(g.db, sql), 1);
+    char path[96];
+    snprintf(path, sizeof(path), "/v1/webhook_endpoints/%" PRId64, down);
+    json_t *e = s_api("GET", path, NULL, 200);
+    assert_non_null(strstr(json_string_value(json_object_get(e, "disabled_reason")), "HTTP 503"));
+    json_decref(e);
+    /* the head failed for good; the one behind it waits for an enable */
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(state, ',' ORDER BY event_id) FROM webhook_deliveries WHERE endpoint_id = %" PRId64, down);
+    PGresult *res = PQexec(g.db, sql);
+    assert_string_equal(PQgetvalue(res, 0, 0), "failed,pending");
+    PQclear(res);
+    s_wait_delivered(watch);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM events WHERE type = 'webhook_endpoint.disabled' AND (payload->>'webhook_endpoint_id')::bigint = "
+             "%" PRId64,
+             down);
+    assert_int_equal(test_db_count(g.db, sql), 1);
+    char want[64], got[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT id FROM events WHERE type = 'webhook_endpoint.disabled' AND (payload->>'webhook_endpoint_id')::bigint = "
+             "%" PRId64,
+             down);
+    res = PQexec(g.db, sql);
+    snprintf(want, sizeof(want), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    s_delivered("/watch", -1, got, sizeof(got));
+    assert_non_null(strstr(got, want));
+}
+
 static void test_replay(void **state)
 {
     char body[256], path[160];
@@ -371,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_bad_input_changes_nothing),
         cmocka_unit_test(test_ordered_through_failures_and_filtered),
         cmocka_unit_test(test_gone_disables_and_enable_resumes),
+        cmocka_unit_test(test_days_of_failures_disable_and_tell),
         cmocka_unit_test(test_replay),
     };
     return cmocka_run_group_tests_name("webhook endpoints", tests, s_setup, s_teardown);

@@ -122,7 +122,10 @@ static const char s_claim_endpoints_sql[] =
     "WHERE s.account_id = d.account_id AND (s.expires_at IS NULL OR s.expires_at > now()) ORDER BY id DESC LIMIT $3) newest)";
 
 /* The endpoints' counterpart of s_settle_sql. A 410 Gone disables the endpoint, and its
- * deliveries, this one included, stay pending for an enable to resume. */
+ * deliveries, this one included, stay pending for an enable to resume. A delivery given up
+ * (failing since the give-up age) fails, and disables its endpoint too: a receiver that has
+ * answered nothing right for that long is as good as gone, and the rest of its stream would only
+ * fail in turn (schemas/sql/0016: the account hears of it). */
 static const char s_settle_endpoints_sql[] =
     "WITH a AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS a(id bigint, status int, error text, duration int, "
     "delivered bool, retry_after int, gone bool)), "
@@ -132,7 +135,10 @@ static const char s_settle_endpoints_sql[] =
     "|| d.event_id || ' at ' || call_events_time(now()) FROM a JOIN webhook_deliveries d ON d.id = a.id "
     "WHERE a.gone AND w.id = d.endpoint_id), "
     "s AS (SELECT a.*, NOT a.delivered AND NOT a.gone AND d.created_at < now() - make_interval(secs => $4::int) AS given_up "
-    "FROM a JOIN webhook_deliveries d ON d.id = a.id) "
+    "FROM a JOIN webhook_deliveries d ON d.id = a.id), "
+    "tired AS (UPDATE webhook_endpoints w SET enabled = false, disabled_reason = 'every attempt to deliver event ' || "
+    "d.event_id || ' failed since ' || call_events_time(d.created_at) || ' (the last: ' || coalesce(s.error, 'no answer') || ')' "
+    "FROM s JOIN webhook_deliveries d ON d.id = s.id WHERE s.given_up AND w.id = d.endpoint_id AND w.enabled) "
     "UPDATE webhook_deliveries d SET state = CASE WHEN s.delivered THEN 'delivered' WHEN s.given_up THEN 'failed' "
     "ELSE 'pending' END, settled_at = CASE WHEN s.delivered OR s.given_up THEN now() END, "
     "last_error = CASE WHEN s.delivered THEN d.last_error ELSE s.error END, updated_at = now(), "

@@ -43,7 +43,7 @@ static const field_def_t s_endpoint_fields[] = {
     {.name = "disabled_reason",
      .type = FIELD_TEXT,
      .flags = F_READONLY,
-     .doc = "Why the endpoint was disabled by the deliverer (a 410 Gone); null otherwise"},
+     .doc = "Why the deliverer disabled the endpoint (a 410 Gone, or 3 days of failures); null otherwise"},
 };
 
 static const constraint_def_t s_endpoint_constraints[] = {
