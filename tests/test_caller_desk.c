@@ -420,7 +420,7 @@ static void test_sessions_are_their_callers_own(void **state)
     json_decref(s_as(&bea, "POST", "heartbeat", NULL, 204));
     /* the cookie opens the desk as the bearer token does */
     caller_t cookie = bea;
-    snprintf(cookie.bearer, sizeof(cookie.bearer), "Cookie: impact_caller_session=%s",
+    snprintf(cookie.bearer, sizeof(cookie.bearer), "Cookie: impact_caller_session=%.46s",
              bea.bearer + strlen("Authorization: Bearer "));
     s_assert_state(&cookie, "idle");
 
