@@ -278,6 +278,13 @@ static void s_to_engine(void *ctx, const carrier_event_t *event)
         engine_carrier_event(self->engine, event);
 }
 
+/* The campaign's simulated callers: its own setting, else the simulation scenario's agents. */
+static uint32_t s_simulated_callers(const dialer_t *self)
+{
+    int n = self->campaign.simulated_callers;
+    return n >= 0 ? (uint32_t)n : self->scenario.agents;
+}
+
 static int s_start_engine(dialer_t *self, uint64_t first_call_id)
 {
     const campaign_t *c = &self->campaign;
@@ -305,8 +312,7 @@ static int s_start_engine(dialer_t *self, uint64_t first_call_id)
                                     .call_back_after_voicemail = c->call_back_after_voicemail};
     self->log = call_log_new(self->db, &log_config);
     self->numbers = numbers_new(self->conn, self->db, self->args->campaign_id, DIALER_BATCH);
-    uint32_t simulated = c->simulated_callers >= 0 ? (uint32_t)c->simulated_callers : self->scenario.agents;
-    self->callers = sim_callers_new(&self->scenario, simulated, self->timers, self->sim);
+    self->callers = sim_callers_new(&self->scenario, s_simulated_callers(self), self->timers, self->sim);
     if (self->log == NULL || self->numbers == NULL || self->callers == NULL)
         return -1;
     carrier_t carrier = call_log_carrier(self->log, sim_carrier_carrier(self->sim), s_to_engine, self);
@@ -772,7 +778,7 @@ static int s_setup(dialer_t *self)
              self->campaign.mode == DIAL_PREVIEW ? "Preview"
              : self->campaign.mode == DIAL_POWER ? "Power"
                                                  : "Predictive",
-             self->scenario.agents, self->speed, first_call_id);
+             s_simulated_callers(self), self->speed, first_call_id);
     return 1;
 }
 
