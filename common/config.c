@@ -77,6 +77,7 @@ static const option_t s_options[] = {
     {"--sim-speed", "IMPACT_SIM_SPEED", OPT_DOUBLE, offsetof(impact_config_t, sim_speed), sizeof(double), 0, CONFIG_SIM_SPEED_MAX},
     STR_OPT("--carrier", "IMPACT_CARRIER", carrier),
     STR_OPT("--scenario", "IMPACT_SCENARIO", scenario),
+    STR_OPT("--app-dir", "IMPACT_APP_DIR", app_dir),
 };
 #define OPTION_COUNT (sizeof(s_options) / sizeof(s_options[0]))
 
@@ -110,6 +111,7 @@ int config_parse(impact_config_t *config, int argc, char **argv, int *first_oper
 {
     memset(config, 0, sizeof(*config));
     snprintf(config->data_dir, sizeof(config->data_dir), "%s/data", IMPACT_SOURCE_DIR);
+    snprintf(config->app_dir, sizeof(config->app_dir), "%s/apps/caller", IMPACT_SOURCE_DIR);
     snprintf(config->listen, sizeof(config->listen), "127.0.0.1:8080");
     snprintf(config->tls_listen, sizeof(config->tls_listen), "127.0.0.1:8443");
     long cores = sysconf(_SC_NPROCESSORS_ONLN);

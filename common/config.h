@@ -22,6 +22,7 @@
  *   --sim-speed X        IMPACT_SIM_SPEED       1     (dialers' clock: X simulated seconds per real second)
  *   --carrier NAME       IMPACT_CARRIER         sim   (the only carrier so far)
  *   --scenario FILE      IMPACT_SCENARIO        built-in defaults (the simulated carrier's and callers' scenario)
+ *   --app-dir DIR        IMPACT_APP_DIR         <source tree>/apps/caller (the ImpactDialer app served at /app/)
  *   (internal)           IMPACT_RUN_DIR, IMPACT_SHM_NAME
  */
 #ifndef IMPACT_COMMON_CONFIG_H
@@ -50,6 +51,7 @@ typedef struct {
     double sim_speed;
     char carrier[16];
     char scenario[PATH_MAX]; /* empty: scenario_defaults */
+    char app_dir[PATH_MAX];
     char run_dir[CONFIG_RUN_DIR_MAX];
     char shm_name[64];
 } impact_config_t;

@@ -495,6 +495,7 @@ static void s_configure(http_server_t *server)
     http_openapi_register(h2o_config_register_path(host, "/v1/openapi.json", 0));
     http_api_register(h2o_config_register_path(host, "/v1", 0));
     http_bench_register(h2o_config_register_path(host, "/bench/bare", 0));
+    http_app_register(host, server->config->app_dir);
     http_notfound_register(h2o_config_register_path(host, "/", 0));
 }
 

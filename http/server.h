@@ -107,6 +107,10 @@ void http_stats_serve(h2o_req_t *req, int64_t campaign_id, msg_api_request_t *m)
  */
 char *http_negotiate(h2o_req_t *req, h2o_iovec_t *body);
 
+/** Serves the caller app (apps/caller) from `app_dir` at /app/ (static.c); /app redirects there.
+ *  A missing directory is logged and leaves /app/ unserved. */
+void http_app_register(h2o_hostconf_t *host, const char *app_dir);
+
 /** Serves GET /v1/events/stream, or with `of_caller` GET /v1/caller_session/events/stream (a
  *  caller's own events, by their session's token or cookie) (stream.c); m holds the collected
  *  headers and query. */

@@ -54,7 +54,7 @@ static void s_usage(FILE *out)
                  "       impactd --version\n"
                  "flags: --data-dir DIR --listen HOST:PORT --tls-listen HOST:PORT|off --tls-cert FILE --tls-key FILE\n"
                  "       --database-url URL --http-threads N --store-workers N --max-body BYTES --allow-private-urls\n"
-                 "       --rate-limit N --rate-burst N --sim-speed X --carrier sim --scenario FILE\n"
+                 "       --rate-limit N --rate-burst N --sim-speed X --carrier sim --scenario FILE --app-dir DIR\n"
                  "       (each also read from IMPACT_<NAME>, e.g. IMPACT_DATA_DIR)\n");
 }
 

@@ -7,197 +7,19 @@
  *
  * ctest runs it (tests/http.cmake) with IMPACTD_BIN; IMPACT_TEST_DATABASE_URL names the cluster.
  * By hand: IMPACTD_BIN=build-asan/bin/impactd IMPACT_TEST_DATABASE_URL="host=... user=postgres"
- * node tests/browser/explore.test.mjs   (IMPACT_CHROMIUM overrides /usr/bin/chromium,
- * IMPACT_TEST_KEEP=1 keeps the data dir and its impactd.log).
+ * node tests/browser/explore.test.mjs   (tests/browser/harness.mjs: IMPACT_CHROMIUM,
+ * IMPACT_TEST_KEEP).
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Validator } from '@seriousme/openapi-schema-validator';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.IMPACT_CHROMIUM || '/usr/bin/chromium';
-const START_MS = 180_000; /* sanitizer builds start slowly; this only bounds a failure */
-const STOP_MS = 30_000;
-const STEP_MS = 60_000;
+import { START_MS, STEP_MS, STOP_MS, cleanup, launchBrowser, newPage as newPageOf, startServer, stopServer } from './harness.mjs';
 
 let server = null;
 let browser = null;
 
-/* ---- impactd ----------------------------------------------------------------------------------- */
-
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const probe = net.createServer();
-        probe.on('error', reject);
-        probe.listen(0, '127.0.0.1', () => {
-            const { port } = probe.address();
-            probe.close(() => resolve(port));
-        });
-    });
-}
-
-function psql(adminUrl, sql) {
-    try {
-        execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', adminUrl, '-c', sql], {
-            stdio: ['ignore', 'ignore', 'pipe'],
-        });
-    } catch (e) {
-        throw new Error(`psql "${sql}" failed: ${e.stderr || e.message}`);
-    }
-}
-
-function logTail(s, lines = 40) {
-    try {
-        return readFileSync(s.logPath, 'utf8').split('\n').slice(-lines).join('\n');
-    } catch {
-        return '(no log)';
-    }
-}
-
-function readCredentials(dataDir) {
-    const text = readFileSync(path.join(dataDir, 'dev-credentials.env'), 'utf8');
-    const key = /^IMPACT_API_KEY=(.+)$/m.exec(text)?.[1];
-    const auth = /^IMPACT_API_AUTH=(.+)$/m.exec(text)?.[1];
-    if (!key || !auth) throw new Error(`no IMPACT_API_KEY/IMPACT_API_AUTH in ${dataDir}/dev-credentials.env`);
-    return { key, auth };
-}
-
-/* Starts impactd on a fresh database and resolves once it prints its ready line. */
-async function startServer() {
-    const bin = process.env.IMPACTD_BIN;
-    const adminUrl = process.env.IMPACT_TEST_DATABASE_URL;
-    if (!bin || !existsSync(bin)) throw new Error(`IMPACTD_BIN (${bin}) is not an impactd binary: run through ctest`);
-    if (!adminUrl) throw new Error('IMPACT_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh');
-
-    const s = { dbName: `browser_explore_${process.pid}`, adminUrl };
-    psql(adminUrl, `DROP DATABASE IF EXISTS ${s.dbName}`);
-    psql(adminUrl, `CREATE DATABASE ${s.dbName}`);
-    s.dataDir = mkdtempSync('/tmp/impact-browser-data.');
-    /* impactd makes the run dir itself; the name must be short (it holds ipc:// socket files). */
-    s.runDir = mkdtempSync('/tmp/impact-br.');
-    rmSync(s.runDir, { recursive: true, force: true });
-    s.port = await freePort();
-    s.base = `http://127.0.0.1:${s.port}`;
-    s.logPath = path.join(s.dataDir, 'impactd.log');
-    const log = openSync(s.logPath, 'a');
-    server = s;
-
-    s.child = spawn(bin, ['--data-dir', s.dataDir, '--listen', `127.0.0.1:${s.port}`, '--tls-listen', 'off',
-        '--database-url', `${adminUrl} dbname=${s.dbName}`], {
-        env: { ...process.env, IMPACT_RUN_DIR: s.runDir, IMPACT_STORE_WORKERS: '2', IMPACT_HTTP_THREADS: '2' },
-        stdio: ['ignore', 'pipe', log],
-    });
-    s.exited = new Promise((resolve) => {
-        s.child.on('exit', (code, signal) => resolve({ code, signal }));
-        s.child.on('error', (e) => resolve({ code: e.message, signal: null }));
-    });
-    /* 'close' comes after the last stdout data, so nothing is written to a closed log. */
-    s.child.on('close', () => closeSync(log));
-
-    let out = '';
-    let ready = null;
-    s.child.stdout.on('data', (chunk) => {
-        writeSync(log, chunk);
-        if (ready === null) return;
-        out += chunk;
-        if (out.includes(`impactd ready: ${s.base}`)) ready();
-    });
-    await new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`impactd printed no ready line within ${START_MS} ms:\n${logTail(s)}`)),
-            START_MS);
-        ready = () => {
-            ready = null;
-            clearTimeout(timer);
-            resolve();
-        };
-        s.exited.then(({ code, signal }) => {
-            clearTimeout(timer);
-            reject(new Error(`impactd exited (code ${code}, signal ${signal}) before it was ready:\n${logTail(s)}`));
-        });
-    });
-    Object.assign(s, readCredentials(s.dataDir));
-    return s;
-}
-
-async function stopServer(s) {
-    if (s.child && s.child.exitCode === null && s.child.signalCode === null) {
-        s.child.kill('SIGTERM');
-        let timer = null;
-        const timeout = new Promise((resolve) => (timer = setTimeout(resolve, STOP_MS, 'timeout')));
-        const outcome = await Promise.race([s.exited, timeout]);
-        clearTimeout(timer);
-        if (outcome === 'timeout') {
-            s.child.kill('SIGKILL');
-            await s.exited;
-            throw new Error(`impactd did not stop within ${STOP_MS} ms of SIGTERM:\n${logTail(s)}`);
-        }
-    }
-    const { code, signal } = await s.exited;
-    if (code !== 0) throw new Error(`impactd exited with code ${code} (signal ${signal}) after SIGTERM:\n${logTail(s)}`);
-}
-
-function cleanup(s) {
-    s.cleaned = true;
-    try {
-        psql(s.adminUrl, `DROP DATABASE IF EXISTS ${s.dbName} WITH (FORCE)`);
-    } finally {
-        /* impactd removes its run dir when it stops, not when it is killed. */
-        rmSync(s.runDir, { recursive: true, force: true });
-        if (!process.env.IMPACT_TEST_KEEP) rmSync(s.dataDir, { recursive: true, force: true });
-    }
-}
-
-/* Whatever happens (a failed assertion, an exception in a hook, ctest or a person interrupting
- * us), impactd and its database do not outlive us; chromium exits by itself when its pipe to us
- * closes. */
-process.on('exit', () => {
-    if (!server || server.cleaned) return;
-    if (server.child && server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
-    try {
-        cleanup(server);
-    } catch (e) {
-        console.error(`# cleanup: ${e.message}`);
-    }
-});
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => process.exit(1));
-
-/* ---- the browser ------------------------------------------------------------------------------- */
-
-async function launchBrowser() {
-    let chromium;
-    try {
-        ({ chromium } = await import('playwright-core'));
-    } catch (e) {
-        throw new Error(`playwright-core is not installed in ${here}/node_modules: run scripts/setup.sh (${e.message})`);
-    }
-    if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium (scripts/setup.sh)`);
-    return chromium.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        /* Adds --no-sandbox: chromium's sandbox refuses to run as root, which is how tests run in CI. */
-        chromiumSandbox: false,
-        /* Containers give /dev/shm a few MB; chromium would crash its renderers on it. */
-        args: ['--disable-dev-shm-usage'],
-        timeout: STEP_MS,
-    });
-}
-
-/* A fresh page that records every Content-Security-Policy complaint: the page must not need any
- * exception to the policy it is served with. */
-async function newPage(context = null) {
-    const page = await (context ?? browser).newPage();
-    page.setDefaultTimeout(STEP_MS);
-    page.cspErrors = [];
-    page.on('console', (msg) => {
-        if (/Content Security Policy|Refused to/i.test(msg.text())) page.cspErrors.push(msg.text());
-    });
-    page.on('pageerror', (e) => page.cspErrors.push(`page error: ${e.message}`));
-    return page;
+function newPage(context = null) {
+    return newPageOf(context ?? browser);
 }
 
 function creds(s, auth = s.auth) {
@@ -212,7 +34,7 @@ async function field(page, key) {
 
 before(async () => {
     const started = Date.now();
-    await startServer();
+    server = await startServer('explore');
     browser = await launchBrowser();
     console.log(`# impactd and chromium up in ${Date.now() - started} ms (impactd on ${server.base})`);
 }, { timeout: START_MS + STEP_MS });
