@@ -645,15 +645,8 @@ static int s_check_results(const desk_t *self, const session_t *session, json_t 
 static void s_results(desk_t *self, const api_request_t *req, api_reply_t *reply, session_t *session, int64_t now_us)
 {
     input_t in;
-    char message[INPUT_MESSAGE_SIZE];
-    input_status_t status = input_parse(req, &in, message, sizeof(message));
-    if (status != INPUT_OK) {
-        api_reply_problem(reply, req, status == INPUT_BAD_TYPE ? 415 : 400,
-                          status == INPUT_BAD_TYPE ? "unsupported-media-type" : "bad-request",
-                          status == INPUT_BAD_TYPE ? "Unsupported media type" : "Malformed body", message);
-        input_free(&in);
+    if (input_read(req, reply, &in) != 0)
         return;
-    }
     json_t *problem = problem_new(422, "invalid-fields", "Invalid fields", "Nothing was submitted.", req->path);
     json_t *answers = NULL, *notes = NULL;
     bool retry = false;
@@ -712,12 +705,8 @@ static void s_results(desk_t *self, const api_request_t *req, api_reply_t *reply
 static void s_transfer(desk_t *self, const api_request_t *req, api_reply_t *reply, session_t *session, int64_t now_us)
 {
     input_t in;
-    char message[INPUT_MESSAGE_SIZE];
-    if (input_parse(req, &in, message, sizeof(message)) != INPUT_OK) {
-        api_reply_problem(reply, req, 400, "bad-request", "Malformed body", message);
-        input_free(&in);
+    if (input_read(req, reply, &in) != 0)
         return;
-    }
     json_t *id = json_object_get(in.object, "transfer_id");
     int64_t transfer_id = 0;
     if (json_is_integer(id))

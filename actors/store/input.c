@@ -532,3 +532,16 @@ int input_field_value(const field_def_t *f, json_t *value, bool from_form, char 
     }
     return 0;
 }
+
+int input_read(const api_request_t *req, api_reply_t *reply, input_t *in)
+{
+    char message[INPUT_MESSAGE_SIZE];
+    input_status_t status = input_parse(req, in, message, sizeof(message));
+    if (status == INPUT_OK)
+        return 0;
+    api_reply_problem(reply, req, status == INPUT_BAD_TYPE ? 415 : 400,
+                      status == INPUT_BAD_TYPE ? "unsupported-media-type" : "bad-request",
+                      status == INPUT_BAD_TYPE ? "Unsupported media type" : "Malformed body", message);
+    input_free(in);
+    return -1;
+}

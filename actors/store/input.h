@@ -38,6 +38,12 @@ input_status_t input_parse(const api_request_t *req, input_t *in, char *message,
 void input_free(input_t *in);
 
 /**
+ * input_parse, answering a body that cannot be read (400, or 415 for a content type we do not
+ * read) with its problem. 0 with `in` to free, or -1 with the reply set and nothing to free.
+ */
+int input_read(const api_request_t *req, api_reply_t *reply, input_t *in);
+
+/**
  * Checks `value` for field `f` and produces its SQL text parameter: a malloc'd string, or NULL
  * for SQL NULL. 0, or -1 with `message` saying what is wrong with the value.
  */

@@ -52,14 +52,8 @@ static void s_bulk(resource_call_t *call)
 {
     input_t in;
     char message[INPUT_MESSAGE_SIZE];
-    input_status_t status = input_parse(call->req, &in, message, sizeof(message));
-    if (status != INPUT_OK) {
-        api_reply_problem(call->reply, call->req, status == INPUT_BAD_TYPE ? 415 : 400,
-                          status == INPUT_BAD_TYPE ? "unsupported-media-type" : "bad-request",
-                          status == INPUT_BAD_TYPE ? "Unsupported media type" : "Malformed body", message);
-        input_free(&in);
+    if (input_read(call->req, call->reply, &in) != 0)
         return;
-    }
     char *campaign = NULL, *note = NULL, *array = NULL;
     json_t *invalid = json_array();
     json_t *p = problem_new(422, "invalid-fields", "Invalid fields", NULL, call->req->path);

@@ -119,15 +119,8 @@ static int s_string(json_t *body, const char *name, size_t max, char *out, size_
 static int s_login_input(const api_request_t *req, api_reply_t *reply, login_t *login)
 {
     input_t in;
-    char message[INPUT_MESSAGE_SIZE];
-    input_status_t status = input_parse(req, &in, message, sizeof(message));
-    if (status != INPUT_OK) {
-        api_reply_problem(reply, req, status == INPUT_BAD_TYPE ? 415 : 400,
-                          status == INPUT_BAD_TYPE ? "unsupported-media-type" : "bad-request",
-                          status == INPUT_BAD_TYPE ? "Unsupported media type" : "Malformed body", message);
-        input_free(&in);
+    if (input_read(req, reply, &in) != 0)
         return -1;
-    }
     json_t *problem = problem_new(422, "invalid-fields", "Invalid fields", NULL, req->path);
     const char *key;
     json_t *value;

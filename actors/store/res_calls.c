@@ -176,14 +176,8 @@ static void s_create(resource_call_t *call)
     const api_request_t *req = call->req;
     input_t in;
     char message[INPUT_MESSAGE_SIZE];
-    input_status_t status = input_parse(req, &in, message, sizeof(message));
-    if (status != INPUT_OK) {
-        if (status == INPUT_BAD_TYPE)
-            api_reply_problem(call->reply, req, 415, "unsupported-media-type", "Unsupported media type", message);
-        else
-            api_reply_problem(call->reply, req, 400, "bad-request", "Malformed body", message);
+    if (input_read(req, call->reply, &in) != 0)
         return;
-    }
     json_t *body = in.object, *problem = problem_new(422, "invalid-fields", "Invalid fields", NULL, req->path);
     char *dialer_type = NULL, *from = NULL, *state_url = NULL, *numbers_url = NULL, *message_id = NULL;
     char *phones = NULL, *zones = NULL;

@@ -144,15 +144,8 @@ static int s_event_id(json_t *value, char *out, size_t size)
 static void s_replay(resource_call_t *call)
 {
     input_t in;
-    char message[INPUT_MESSAGE_SIZE];
-    input_status_t status = input_parse(call->req, &in, message, sizeof(message));
-    if (status != INPUT_OK) {
-        api_reply_problem(call->reply, call->req, status == INPUT_BAD_TYPE ? 415 : 400,
-                          status == INPUT_BAD_TYPE ? "unsupported-media-type" : "bad-request",
-                          status == INPUT_BAD_TYPE ? "Unsupported media type" : "Malformed body", message);
-        input_free(&in);
+    if (input_read(call->req, call->reply, &in) != 0)
         return;
-    }
     json_t *problem = problem_new(422, "invalid-fields", "Invalid fields", NULL, call->req->path);
     char event_id[24] = "", after[24] = "", until_id[24] = "", since[64] = "", until_time[64] = "";
     json_t *until = NULL;

@@ -836,15 +836,8 @@ static int s_assignments(resource_call_t *call, bool create, assignments_t *out)
     input_t in;
     char message[INPUT_MESSAGE_SIZE];
     memset(out, 0, sizeof(*out));
-    input_status_t status = input_parse(call->req, &in, message, sizeof(message));
-    if (status != INPUT_OK) {
-        if (status == INPUT_BAD_TYPE)
-            api_reply_problem(call->reply, call->req, 415, "unsupported-media-type", "Unsupported media type", message);
-        else
-            api_reply_problem(call->reply, call->req, 400, "bad-request", "Malformed body", message);
-        input_free(&in);
+    if (input_read(call->req, call->reply, &in) != 0)
         return -1;
-    }
     json_t *p = problem_new(422, "invalid-fields", "Invalid fields", NULL, call->req->path);
     const char *key;
     json_t *value;

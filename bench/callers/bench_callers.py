@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import benchlib  # noqa: E402
@@ -46,52 +45,37 @@ DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "driver.mjs")
 NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 
 
-def request(server, key, auth, method, path, body=None, content_type="application/json"):
-    headers = {"Api-Key": key, "Api-Auth": auth}
-    data = None
-    if body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        headers["Content-Type"] = content_type
-    req = urllib.request.Request(server.url(path), data=data, method=method, headers=headers)
-    with urllib.request.urlopen(req, timeout=60) as response:
-        return json.loads(response.read() or b"null")
 
 
-def afternoon_zone():
-    offset = 14 - time.gmtime().tm_hour
-    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
 
 
-def psql(server, sql):
-    subprocess.run(["psql", "-X", "-q", "-h", os.path.join(server.data_dir, "pg"), "-p", "5432", "-U", "postgres",
-                    "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True)
 
 
 def set_up(server, key, auth):
     """The campaigns, their numbers and people; answers the driver's caller list."""
     callers, lists = [], []
     for c in range(CAMPAIGNS):
-        campaign = request(server, key, auth, "POST", "/v1/campaigns", {
+        campaign = benchlib.api(server, key, auth, "POST", "/v1/campaigns", {
             "name": f"Screens {c}", "dialer_type": "Power", "from": "(212) 555-0142", "simulated_callers": 0,
             "recycle_rate_hours": 24})
-        lst = request(server, key, auth, "POST", "/v1/lists", {
+        lst = benchlib.api(server, key, auth, "POST", "/v1/lists", {
             "name": f"Screens list {c}", "campaign_id": campaign["id"], "column_map": {"phone": "phone"}})
         rows = "".join(f"+1212{200 + c:03d}{i:04d}\n" for i in range(NUMBERS))
-        request(server, key, auth, "POST", f"/v1/lists/{lst['id']}/upload?part=1", ("phone\n" + rows).encode(), "text/csv")
-        request(server, key, auth, "POST", f"/v1/lists/{lst['id']}/import")
+        benchlib.api(server, key, auth, "POST", f"/v1/lists/{lst['id']}/upload?part=1", ("phone\n" + rows).encode(), "text/csv")
+        benchlib.api(server, key, auth, "POST", f"/v1/lists/{lst['id']}/import")
         lists.append(lst["id"])
         for p in range(CALLERS):
             username = f"screen{c}x{p}"
-            request(server, key, auth, "POST", "/v1/callers", {
+            benchlib.api(server, key, auth, "POST", "/v1/callers", {
                 "name": username, "username": username, "password": "bench password", "campaign_id": campaign["id"]})
             callers.append({"username": username, "password": "bench password"})
     for list_id in lists:
-        while request(server, key, auth, "GET", f"/v1/lists/{list_id}")["status"] not in ("completed", "failed"):
+        while benchlib.api(server, key, auth, "GET", f"/v1/lists/{list_id}")["status"] not in ("completed", "failed"):
             time.sleep(0.1)
-    psql(server, f"UPDATE numbers SET time_zones = ARRAY['{afternoon_zone()}']")
-    for campaign in request(server, key, auth, "GET", "/v1/campaigns?per_page=100")["items"]:
+    benchlib.psql(server, f"UPDATE numbers SET time_zones = ARRAY['{benchlib.afternoon_zone()}']")
+    for campaign in benchlib.api(server, key, auth, "GET", "/v1/campaigns?per_page=100")["items"]:
         if campaign["name"].startswith("Screens "):
-            request(server, key, auth, "POST", f"/v1/campaigns/{campaign['id']}/start")
+            benchlib.api(server, key, auth, "POST", f"/v1/campaigns/{campaign['id']}/start")
     return callers
 
 
@@ -145,7 +129,7 @@ def main():
         key, auth = server.credentials()
         server.wait_ready("/v1", {"Api-Key": key, "Api-Auth": auth})
         callers = set_up(server, key, auth)
-        account = request(server, key, auth, "GET", "/v1")["account"]["id"]
+        account = benchlib.api(server, key, auth, "GET", "/v1")["account"]["id"]
         ours = drive({"mode": "impact", "base": server.url(""), "account_id": account, "callers": callers,
                       "warmup_s": WARMUP_S, "measure_s": MEASURE_S})
     finally:

@@ -27,7 +27,7 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
+import urllib.error
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import benchlib  # noqa: E402
@@ -42,15 +42,6 @@ LOADED_S = 40 if benchlib.QUICK else 300
 SCENARIO = benchlib.ROOT / "bench" / "pacing" / "scenarios" / "agents10.scn"
 
 
-def request(server, key, auth, method, path, body=None, content_type="application/json"):
-    headers = {"Api-Key": key, "Api-Auth": auth}
-    data = None
-    if body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        headers["Content-Type"] = content_type
-    req = urllib.request.Request(server.url(path), data=data, method=method, headers=headers)
-    with urllib.request.urlopen(req, timeout=60) as response:
-        return json.loads(response.read() or b"null")
 
 
 def silence_wav(seconds=2, rate=8000):
@@ -61,34 +52,27 @@ def silence_wav(seconds=2, rate=8000):
     return header + b"data" + (samples * 2).to_bytes(4, "little") + b"\0" * (samples * 2)
 
 
-def psql(server, sql):
-    sock = os.path.join(server.data_dir, "pg")
-    subprocess.run(["psql", "-X", "-q", "-h", sock, "-p", "5432", "-U", "postgres", "-d", "postgres",
-                    "-v", "ON_ERROR_STOP=1", "-c", sql], check=True)
 
 
-def afternoon_zone():
-    offset = 14 - time.gmtime().tm_hour  # hours east of UTC where it is about 14:00 now
-    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"  # POSIX sign: Etc/GMT-3 is UTC+3
 
 
 def make_campaign(server, key, auth, index, message_id):
-    campaign = request(server, key, auth, "POST", "/v1/campaigns", {
+    campaign = benchlib.api(server, key, auth, "POST", "/v1/campaigns", {
         "name": f"Capacity {index}", "dialer_type": "Predictive", "from": "(212) 555-0142",
         "abandonment_message_id": message_id, "recycle_rate_hours": 24})
-    lst = request(server, key, auth, "POST", "/v1/lists", {
+    lst = benchlib.api(server, key, auth, "POST", "/v1/lists", {
         "name": f"Capacity list {index}", "campaign_id": campaign["id"], "column_map": {"Phone": "phone"}})
     npa = AREA_CODES[index % len(AREA_CODES)]
     rows = "".join(f"+1{npa}{200 + index:03d}{i:04d}\n" for i in range(NUMBERS))
-    request(server, key, auth, "POST", f"/v1/lists/{lst['id']}/upload?part=1", ("Phone\n" + rows).encode(), "text/csv")
-    request(server, key, auth, "POST", f"/v1/lists/{lst['id']}/import")
+    benchlib.api(server, key, auth, "POST", f"/v1/lists/{lst['id']}/upload?part=1", ("Phone\n" + rows).encode(), "text/csv")
+    benchlib.api(server, key, auth, "POST", f"/v1/lists/{lst['id']}/import")
     return campaign["id"], lst["id"]
 
 
 def wait_imported(server, key, auth, list_ids):
     for list_id in list_ids:
         while True:
-            state = request(server, key, auth, "GET", f"/v1/lists/{list_id}")
+            state = benchlib.api(server, key, auth, "GET", f"/v1/lists/{list_id}")
             if state["status"] == "completed":
                 break
             if state["status"] == "failed":
@@ -118,7 +102,7 @@ def snapshot(server, key, auth, campaigns):
     stats = {}
     for campaign in campaigns:
         try:
-            stats[campaign] = request(server, key, auth, "GET", f"/v1/campaigns/{campaign}/stats")
+            stats[campaign] = benchlib.api(server, key, auth, "GET", f"/v1/campaigns/{campaign}/stats")
         except urllib.error.HTTPError:
             stats[campaign] = None  # no dialer yet (starting) or no slot
     return stats
@@ -172,19 +156,19 @@ def main():
     try:
         key, auth = server.credentials()
         server.wait_ready("/v1", {"Api-Key": key, "Api-Auth": auth})
-        message = request(server, key, auth, "POST", "/v1/messages?name=identification", silence_wav(), "audio/wav")
+        message = benchlib.api(server, key, auth, "POST", "/v1/messages?name=identification", silence_wav(), "audio/wav")
         made = [make_campaign(server, key, auth, i, message["id"]) for i in range(CAMPAIGNS + 1)]
         wait_imported(server, key, auth, [list_id for _, list_id in made])
         campaigns = [campaign for campaign, _ in made]
-        psql(server, f"UPDATE numbers SET time_zones = ARRAY['{afternoon_zone()}']")
+        benchlib.psql(server, f"UPDATE numbers SET time_zones = ARRAY['{benchlib.afternoon_zone()}']")
 
-        request(server, key, auth, "POST", f"/v1/campaigns/{campaigns[0]}/start")
+        benchlib.api(server, key, auth, "POST", f"/v1/campaigns/{campaigns[0]}/start")
         baseline = measure(server, key, auth, campaigns[:1], BASELINE_S)
-        request(server, key, auth, "POST", f"/v1/campaigns/{campaigns[0]}/stop")
+        benchlib.api(server, key, auth, "POST", f"/v1/campaigns/{campaigns[0]}/stop")
         print(f"  baseline: 1 campaign, {baseline}")
 
         for campaign in campaigns[1:]:
-            request(server, key, auth, "POST", f"/v1/campaigns/{campaign}/start")
+            benchlib.api(server, key, auth, "POST", f"/v1/campaigns/{campaign}/start")
         loaded = measure(server, key, auth, campaigns[1:], LOADED_S)
         print(f"  loaded: {len(campaigns) - 1} campaigns, {loaded}")
     finally:

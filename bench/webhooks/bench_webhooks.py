@@ -94,16 +94,11 @@ http {{
             subprocess.run([self.nginx, "-c", os.path.join(self.dir, "nginx.conf"), "-p", self.dir, "-s", "reopen"])
 
 
-def psql(server, sql):
-    sock = os.path.join(server.data_dir, "pg")
-    out = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-h", sock, "-p", "5432", "-U", "postgres", "-d", "postgres",
-                          "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, capture_output=True, text=True)
-    return out.stdout.strip()
 
 
 def make_calls(server, campaign, url, count):
     """Calls of an admin campaign (they are the outbox's delivery keys), all posting to `url`."""
-    first = psql(server, f"INSERT INTO calls (account_id, campaign_id, call_state_url, numbers_given) "
+    first = benchlib.psql(server, f"INSERT INTO calls (account_id, campaign_id, call_state_url, numbers_given) "
                          f"SELECT account_id, id, '{url}?call=' || g, 1 FROM campaigns, generate_series(1, {count}) g "
                          f"WHERE id = {campaign} RETURNING id").split()
     return [int(x) for x in first]
@@ -111,7 +106,7 @@ def make_calls(server, campaign, url, count):
 
 def write_events(server, calls, per_call):
     ids = ",".join(str(c) for c in calls)
-    psql(server, "BEGIN; "
+    benchlib.psql(server, "BEGIN; "
                  "INSERT INTO call_events (account_id, call_id, campaign_id, attempt_id, type, payload, occurred_at) "
                  "SELECT c.account_id, c.id, c.campaign_id, c.id * 100 + g, "
                  "(ARRAY['call.dialing','call.answered','call.bridged','call.ended'])[1 + g % 4], "
@@ -181,10 +176,10 @@ def main():
     try:
         key, auth = server.credentials()
         server.wait_ready("/v1", {"Api-Key": key, "Api-Auth": auth})
-        campaign = int(psql(server, "INSERT INTO campaigns (account_id, name) SELECT id, 'Webhook bench' FROM accounts "
+        campaign = int(benchlib.psql(server, "INSERT INTO campaigns (account_id, name) SELECT id, 'Webhook bench' FROM accounts "
                                     "ORDER BY id LIMIT 1 RETURNING id").split()[0])
         url = f"http://127.0.0.1:{receiver.port}/hook"
-        sample = psql(server, "SELECT json_build_object('id', 1000000, 'type', 'call.answered', 'occurred_at', "
+        sample = benchlib.psql(server, "SELECT json_build_object('id', 1000000, 'type', 'call.answered', 'occurred_at', "
                               "call_events_time(now()), 'data', jsonb_build_object('call_id', 1, 'uri', '/v1/calls/1', "
                               "'phone', '+12125550100', 'from', '+12125550142', 'dialed_at', call_events_time(now()), "
                               "'step', 1))::text")
@@ -219,7 +214,7 @@ def main():
         receiver.answer(200)
         recovered = time.monotonic()
         drained = wait_delivered(session, calls)
-        attempts = int(psql(server, "SELECT count(*) FROM call_event_deliveries d JOIN call_events e ON e.id = d.event_id "
+        attempts = int(benchlib.psql(server, "SELECT count(*) FROM call_event_deliveries d JOIN call_events e ON e.id = d.event_id "
                                     f"WHERE e.call_id IN ({','.join(str(c) for c in calls)})"))
         session.close()
         problem = check_receiver(receiver.lines(), calls, OUTAGE_EVENTS)

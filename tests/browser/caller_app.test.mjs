@@ -17,7 +17,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { START_MS, STEP_MS, STOP_MS, cleanup, launchBrowser, newPage, psql, startServer, stopServer } from './harness.mjs';
+import { START_MS, STEP_MS, STOP_MS, cleanup, launchBrowser, newPage, psql, startServer, stopServer, until } from './harness.mjs';
 
 /* People answer at once and would talk for a minute (the caller hangs up first); at 4x. */
 const SCENARIO = 'agents = 1\np_human = 0.9\np_machine = 0.05\np_noans = 0.05\nring_h_mean = 2\nring_h_cv = 0.2\n' +
@@ -86,16 +86,6 @@ function silenceWav(seconds = 1, rate = 8000) {
   wav.write('data', 36);
   wav.writeUInt32LE(samples * 2, 40);
   return new Uint8Array(wav);
-}
-
-async function until(what, check, ms = STEP_MS) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /* A campaign with a script, an identification message and 40 numbers with leads, dialing. */

@@ -23,6 +23,18 @@ let server = null; /* the one this process started: cleaned up at exit */
 
 /* ---- impactd ----------------------------------------------------------------------------------- */
 
+/** Polls `check` every 100 ms until it answers something truthy, which it answers; the bound only
+ *  turns a hang into a failure naming `what`. */
+export async function until(what, check, ms = STEP_MS) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+        const value = await check();
+        if (value) return value;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+}
+
 export function freePort() {
     return new Promise((resolve, reject) => {
         const probe = net.createServer();

@@ -8,10 +8,9 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, test } from 'node:test';
-import { START_MS, STOP_MS, cleanup, startServer, stopServer } from '../../../tests/browser/harness.mjs';
+import { START_MS, STEP_MS, STOP_MS, cleanup, startServer, stopServer, until } from '../../../tests/browser/harness.mjs';
 import { ImpactAdmin, ImpactCaller, ProblemError, verifyWebhook } from '../src/index.js';
 
-const STEP_MS = 60_000;
 let server = null;
 let admin = null;
 
@@ -25,16 +24,6 @@ after(async () => {
   await stopServer(server);
   cleanup(server);
 }, { timeout: STOP_MS + STEP_MS });
-
-async function until(what, check, ms = STEP_MS) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test('list() follows every page; problems are ProblemErrors', { timeout: STEP_MS }, async () => {
   for (let i = 0; i < 57; i++) await admin.customFields.create({ name: `field_${String(i).padStart(2, '0')}` });
