@@ -45,12 +45,6 @@ DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "driver.mjs")
 NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 
 
-
-
-
-
-
-
 def set_up(server, key, auth):
     """The campaigns, their numbers and people; answers the driver's caller list."""
     callers, lists = [], []

@@ -42,18 +42,12 @@ LOADED_S = 40 if benchlib.QUICK else 300
 SCENARIO = benchlib.ROOT / "bench" / "pacing" / "scenarios" / "agents10.scn"
 
 
-
-
 def silence_wav(seconds=2, rate=8000):
     samples = seconds * rate
     header = b"RIFF" + (36 + samples * 2).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
     header += (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + rate.to_bytes(4, "little")
     header += (rate * 2).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
     return header + b"data" + (samples * 2).to_bytes(4, "little") + b"\0" * (samples * 2)
-
-
-
-
 
 
 def make_campaign(server, key, auth, index, message_id):

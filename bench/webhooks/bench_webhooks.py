@@ -94,8 +94,6 @@ http {{
             subprocess.run([self.nginx, "-c", os.path.join(self.dir, "nginx.conf"), "-p", self.dir, "-s", "reopen"])
 
 
-
-
 def make_calls(server, campaign, url, count):
     """Calls of an admin campaign (they are the outbox's delivery keys), all posting to `url`."""
     first = benchlib.psql(server, f"INSERT INTO calls (account_id, campaign_id, call_state_url, numbers_given) "
