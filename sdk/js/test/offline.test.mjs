@@ -4,8 +4,9 @@
  * recent timestamp, and requests are retried only when that is safe.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +18,18 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 test('the committed types are what the schemas generate', () => {
   const committed = readFileSync(path.join(here, '../types/schemas.d.ts'), 'utf8');
   assert.equal(committed, generate(), 'run node sdk/js/scripts/gen-types.mjs and commit types/schemas.d.ts');
+});
+
+/* TypeScript comes with the browser tests' tools (tests/browser, installed by scripts/setup.sh):
+ * a development tool, not a dependency of the package. */
+const TSC = path.join(here, '../../../tests/browser/node_modules/typescript/bin/tsc');
+
+test('the published types compile, strictly, and describe the SDK as it is used', { skip: !existsSync(TSC) && 'run scripts/setup.sh' }, () => {
+  try {
+    execFileSync(process.execPath, [TSC, '-p', path.join(here, 'typecheck/tsconfig.json')], { encoding: 'utf8' });
+  } catch (e) {
+    assert.fail(`tsc: ${e.stdout || e.message}`);
+  }
 });
 
 test('SSE blocks: fields, multi-line data, comments, CRLF, retry', () => {
