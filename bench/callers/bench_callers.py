@@ -74,7 +74,9 @@ def set_up(server, key, auth):
 
 
 def drive(config):
-    run = subprocess.run(["node", DRIVER], input=json.dumps(config), capture_output=True, text=True, check=True)
+    run = subprocess.run(["node", DRIVER], input=json.dumps(config), capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"bench/callers: {DRIVER} failed ({run.returncode}):\n{run.stderr}")
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
@@ -110,6 +112,9 @@ http {{
 
 
 def main():
+    if not os.path.exists(NCHAN_MODULE) or shutil.which("nginx") is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "nginx-light", "libnginx-mod-nchan"],
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     if not os.path.exists(NCHAN_MODULE):
         raise SystemExit(f"bench/callers: the baseline needs nginx with nchan ({NCHAN_MODULE}): "
                          "apt-get install nginx-light libnginx-mod-nchan")
@@ -158,11 +163,13 @@ def main():
         {"name": "events received per second, all screens", "value": round(rate, 1), "unit": "events/s"},
         {"name": "surveys submitted while measuring", "value": ours["surveys"], "unit": "surveys"},
         {"name": "driver errors", "value": ours["error_count"] + peer["error_count"], "unit": "errors"},
+        {"name": "screens that received no event while measuring", "value": ours["silent"], "unit": "screens"},
     ]
     notes = [
         f"{CAMPAIGNS} Power campaigns x {CALLERS} people (simulated_callers 0), sim carrier at speed 1; "
         f"{WARMUP_S} s warm-up, {MEASURE_S} s measured; one driver process (Node) for every screen",
         f"impactd groups: {json.dumps(ours['groups'])}",
+        f"the same events cut at created_at (numbered by the fan-out's sequencer): {json.dumps(ours['split'])}",
         f"nchan baseline: {len(callers)} EventSource subscribers, {peer['published']} messages at {rate:.1f}/s: "
         f"{json.dumps(baseline)}",
     ]
