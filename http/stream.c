@@ -64,7 +64,8 @@ typedef struct {
     h2o_req_t *req;
     h2o_timeout_entry_t heartbeat;
     int64_t account_id, campaign_id, caller_id; /* 0: no filter */
-    int of_caller; /* a caller's own stream (GET /v1/caller_session/events/stream) */
+    int of_caller;                              /* a caller's own stream (GET /v1/caller_session/events/stream) */
+    int touching;                               /* the read in flight only keeps the session alive: its items are not needed */
     char types[STREAM_TYPES_MAX][EVENTS_PUB_TYPE_MAX + 1];
     size_t num_types;
     char base[STREAM_BASE_MAX];
@@ -197,16 +198,13 @@ static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
     st->stopped = 1;
 }
 
-static void s_resync(stream_t *st);
+static void s_touch(stream_t *st);
 
 static void on_heartbeat(h2o_timeout_entry_t *entry)
 {
     stream_t *st = H2O_STRUCT_FROM_MEMBER(stream_t, heartbeat, entry);
-    /* A caller's stream keeps their session alive, as any request of theirs does: a read of their
-     * events, the way a gap is filled, counts as seeing them. When the session is over the read
-     * is refused and the stream ends (docs/adr/0006-caller-sessions.md: no phantom callers). */
     if (st->of_caller)
-        s_resync(st);
+        s_touch(st);
     if (st->phase != PHASE_CLOSING && !st->sending && st->out_len == 0) {
         static const char comment[] = ": keep-alive\n\n";
         s_out_append(st, comment, sizeof(comment) - 1);
@@ -562,6 +560,18 @@ static void on_fetch_reply(h2o_req_t *req, const http_reply_t *reply)
     char err[160];
     int ok = reply->kind == HTTP_REPLY_BROKER && reply->status == BRK_STATUS_OK &&
              msg_api_response_decode(reply->body, reply->size, &res, err, sizeof(err)) == 0 && res.status == 200 && res.has_body;
+    if (st->touching) {
+        /* Live events went on meanwhile: only the answer matters. A refusal means the session is
+         * over; a gap seen meanwhile is read now. */
+        st->touching = 0;
+        if (!ok) {
+            log_info("caller stream of account %" PRId64 ": the session is over; closing", st->account_id);
+            s_end(st);
+        } else if (st->phase == PHASE_CATCHUP) {
+            s_fetch(st);
+        }
+        return;
+    }
     json_t *root = ok ? json_loadb(res.body.ptr, res.body.len, 0, NULL) : NULL;
     json_t *items = json_object_get(root, "items");
     if (!json_is_array(items) || json_array_size(items) > STREAM_PAGE) {
@@ -627,6 +637,25 @@ static void on_fetch_reply(h2o_req_t *req, const http_reply_t *reply)
         s_queue(st, st->live[i].id, st->live[i].text, st->live[i].len);
     s_drop_live(st);
     s_flush(st);
+}
+
+/*
+ * A caller's stream keeps their session alive, as any request of theirs does: every keep-alive
+ * reads the newest of their events, which counts as seeing them (docs/adr/0006: no phantom
+ * callers); when the session is over the read is refused and the stream ends. Live events keep
+ * flowing during the read: holding them, as a gap's catch-up must, would stall every caller's
+ * screen at once each time their keep-alives come due together.
+ */
+static void s_touch(stream_t *st)
+{
+    if (st->phase != PHASE_LIVE || st->fetching)
+        return;
+    st->touching = 1;
+    st->newest_first = 1;
+    s_fetch(st);
+    st->newest_first = 0;
+    if (!st->fetching)
+        st->touching = 0;
 }
 
 /* Asks the events API for what follows last_id (or, the first time without a cursor, for the
