@@ -295,8 +295,12 @@ static void test_gone_disables_and_enable_resumes(void **state)
     char body[256], path[160];
     snprintf(body, sizeof(body), "{\"url\": \"http://127.0.0.1:%d/gone\"}", webhook_receiver_port(g_hook));
     int64_t id = s_endpoint(body);
+    /* One transaction, so one numbering batch makes both deliveries: an event numbered after the
+     * endpoint is disabled gets no delivery, and the test would race the first attempt. */
+    test_db_exec(g.db, "BEGIN");
     s_publish(0, "list.import_completed");
     s_publish(0, "list.import_failed");
+    test_db_exec(g.db, "COMMIT");
     s_wait_numbered();
     char sql[256];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM webhook_endpoints WHERE id = %" PRId64 " AND NOT enabled", id);
