@@ -4,12 +4,13 @@
  * this machine. A caller logs in through the app's form, sees the script, starts dialing a
  * Predictive campaign worked by people only, is connected to a contact, answers the survey with
  * the keyboard, saves and continues twice, then saves and stops. The three surveys are then in
- * the API and at the customer's webhook, signed. A screenshot of each state is saved in
- * IMPACT_TEST_OUTPUT (ctest sets it under the build directory).
+ * the API and at the customer's webhook, signed. The caller logs in before the campaign starts,
+ * as callers do, and the screen finds the dialer once it runs. A screenshot of each state is
+ * saved in IMPACT_TEST_OUTPUT (ctest sets it under the build directory).
  *
  * The app is also checked for what protects the session cookie it runs on: its Content-Security-
- * Policy (and that the app needs no exception to it), no framing, and /app/ not leaving its
- * directory.
+ * Policy (and that the app needs no exception to it), no framing, script texts shown as text
+ * whatever they hold, and /app/ not leaving its directory.
  */
 import assert from 'node:assert/strict';
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -88,10 +89,14 @@ function silenceWav(seconds = 1, rate = 8000) {
   return new Uint8Array(wav);
 }
 
-/* A campaign with a script, an identification message and 40 numbers with leads, dialing. */
+/* A campaign with a script, an identification message, 40 numbers with leads and a caller; not
+ * started yet. */
 async function setUpCampaign() {
   const script = await api('POST', '/v1/scripts', { name: 'Library canvass', selected_fields: ['first_name', 'last_name', 'city'] });
   await api('POST', `/v1/scripts/${script.id}/script_texts`, { content: 'Hello **{first_name}**, this is the *library* campaign.\n\n- one\n- two' });
+  /* what a careless (or hostile) editor may write: it must show as text */
+  await api('POST', `/v1/scripts/${script.id}/script_texts`,
+    { content: '## Closing\n<img src=x onerror="window.injected=1"> see [our site](https://example.org/)' });
   const question = await api('POST', `/v1/scripts/${script.id}/questions`, { text: 'Will you support Sunday opening?' });
   const yes = await api('POST', `/v1/scripts/${script.id}/questions/${question.id}/possible_responses`, { value: 'Yes', keypad: 1 });
   await api('POST', `/v1/scripts/${script.id}/questions/${question.id}/possible_responses`, { value: 'No', keypad: 2 });
@@ -114,9 +119,8 @@ async function setUpCampaign() {
   const offset = 14 - new Date().getUTCHours();
   const zone = offset === 0 ? 'Etc/GMT' : `Etc/GMT${offset > 0 ? '-' : '+'}${Math.abs(offset)}`;
   psql(`${server.adminUrl} dbname=${server.dbName}`, `UPDATE numbers SET time_zones = ARRAY['${zone}'] WHERE campaign_id = ${campaign.id}`);
-  await api('POST', '/v1/callers', { name: 'Ada Lovelace', username: 'ada', password: 'correct horse battery', campaign_id: campaign.id });
-  await api('POST', `/v1/campaigns/${campaign.id}/start`);
-  return { campaign, question, yes };
+  const caller = await api('POST', '/v1/callers', { name: 'Ada Lovelace', username: 'ada', password: 'correct horse battery', campaign_id: campaign.id });
+  return { campaign, question, yes, caller };
 }
 
 /* ---- the browser's side ---------------------------------------------------------------------- */
@@ -163,26 +167,36 @@ test('the app is served with its protections, and /app/ stays in its directory',
   assert.match(page.headers.get('content-security-policy'), /frame-ancestors 'none'/);
   assert.equal(page.headers.get('x-frame-options'), 'DENY');
   assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
+  assert.equal(page.headers.get('referrer-policy'), 'no-referrer');
   assert.equal(page.headers.get('cache-control'), 'no-cache');
   assert.match(await page.text(), /<title>ImpactDialer<\/title>/);
-  const script = await fetch(`${server.base}/app/js/app.js`);
-  assert.equal(script.headers.get('content-type'), 'text/javascript; charset=utf-8');
-  await script.arrayBuffer();
+  const index = await fetch(`${server.base}/app/index.html`);
+  assert.equal(index.status, 200);
+  assert.equal(index.headers.get('content-type'), 'text/html; charset=utf-8');
+  await index.arrayBuffer();
+  for (const [file, type] of [['js/app.js', 'text/javascript; charset=utf-8'], ['app.css', 'text/css; charset=utf-8']]) {
+    const response = await fetch(`${server.base}/app/${file}`);
+    assert.equal(response.status, 200, file);
+    assert.equal(response.headers.get('content-type'), type, file);
+    await response.arrayBuffer();
+  }
   const bare = await fetch(`${server.base}/app`, { redirect: 'manual' });
   assert.equal(bare.status, 301);
   assert.equal(bare.headers.get('location'), '/app/');
-  /* The path as sent, not as fetch would clean it up. */
-  const status = await new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: server.port, path: '/app/../README.md' }, (res) => {
-      res.resume();
-      resolve(res.statusCode);
-    }).on('error', reject);
-  });
-  assert.equal(status, 404);
+  /* The paths as sent, not as fetch would clean them up. */
+  for (const escape of ['/app/../README.md', '/app/js/../../README.md', '/app/%2e%2e/README.md', '/app/..%2fREADME.md']) {
+    const status = await new Promise((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: server.port, path: escape }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      }).on('error', reject);
+    });
+    assert.equal(status, 404, escape);
+  }
 });
 
 test('a caller logs in, dials, surveys and continues twice, then saves and stops', { timeout: 10 * STEP_MS }, async () => {
-  const { campaign, question, yes } = await setUpCampaign();
+  const { campaign, question, yes, caller } = await setUpCampaign();
   const [{ secret }] = (await api('GET', '/v1/webhook_secrets')).items;
   await api('POST', '/v1/webhook_endpoints', { url: `http://127.0.0.1:${receiver.address().port}/surveys`, event_types: ['survey.submitted'] });
   const account = (await api('GET', '/v1')).account.id;
@@ -200,13 +214,32 @@ test('a caller logs in, dials, surveys and continues twice, then saves and stops
   await page.fill('#password', 'correct horse battery');
   await page.click('#login button[type="submit"]');
   await page.locator('#desk').waitFor();
-  await waitState(page, 'Not dialing');
-  /* the script, rendered as text with its emphasis, and the connection to the stream */
+  /* the script, rendered with its emphasis, and markup in it shown as text */
   assert.equal(await page.locator('#script-texts strong').first().innerText(), '{first_name}');
+  assert.equal(await page.locator('#script-texts h4').innerText(), 'Closing');
+  assert.equal(await page.locator('#script-texts img, #script-texts a').count(), 0);
+  assert.match(await page.locator('#script-texts').innerText(), /<img src=x onerror="window.injected=1"> see our site/);
+  assert.equal(await page.evaluate(() => window.injected), undefined);
   await page.locator('#connection[data-state="connected"]').waitFor();
+  assert.equal(await page.locator('#connection').innerText(), 'connected');
   assert.match(await page.locator('#campaign').innerText(), /Sunday opening · Predictive · Ada Lovelace/);
   assert.match(await page.locator('#timeout-note').innerText(), /30 s/);
-  await shot(page, '2-logged-in');
+  /* nobody is dialing the campaign yet: the screen says so, and finds the dialer once it starts */
+  await page.locator('#error').filter({ hasText: /not running/ }).waitFor();
+  assert.ok(await page.locator('button[data-action="start"]').isDisabled());
+  assert.ok(await page.locator('#survey button[data-then="continue"]').isDisabled());
+  await shot(page, '2-campaign-not-started');
+  await api('POST', `/v1/campaigns/${campaign.id}/start`);
+  await page.locator('#error').waitFor({ state: 'hidden' });
+  await waitState(page, 'Not dialing');
+  assert.ok(await page.locator('button[data-action="start"]').isEnabled());
+  for (const action of ['hang_up', 'stop']) assert.ok(await page.locator(`button[data-action="${action}"]`).isDisabled(), action);
+  assert.ok(await page.locator('button[data-action="dial"]').isHidden(), 'Dial belongs to Preview campaigns');
+  await page.keyboard.press('?');
+  await page.locator('#help').filter({ hasText: 'Save and stop' }).waitFor();
+  await shot(page, '2-logged-in-help');
+  await page.keyboard.press('Escape');
+  await page.locator('#help').waitFor({ state: 'hidden' });
 
   await page.keyboard.press('s'); /* Start dialing */
   for (let round = 1; round <= 3; round++) {
@@ -216,16 +249,22 @@ test('a caller logs in, dials, surveys and continues twice, then saves and stops
     await page.locator('#contact dd').first().waitFor();
     assert.match(await page.locator('#contact').innerText(), /Ann\d+/);
     assert.match(await page.locator('#script-texts strong').first().innerText(), /^Ann\d+$/, 'the script greets the contact by name');
+    assert.ok(await page.locator('#transfers button').filter({ hasText: 'Manager (warm)' }).isEnabled());
     await shot(page, `3-connected-${round}`);
     await page.click('button[data-action="hang_up"]');
     await waitState(page, 'Wrap-up');
-    await page.locator('body').click({ position: { x: 5, y: 5 } });
-    await page.keyboard.press('1'); /* the keypad digit of "Yes" */
-    assert.ok(await page.locator(`input[name="q${question.id}"][value="${yes.id}"]`).isChecked());
+    assert.ok(await page.locator('#transfers button').isDisabled());
     await page.fill('#notes textarea', `Round ${round}: supportive`);
+    await page.locator('body').click({ position: { x: 5, y: 5 } });
+    await page.keyboard.press('2'); /* "No", in the first unanswered question */
+    await page.keyboard.press('1'); /* the focused question's "Yes" */
+    assert.ok(await page.locator(`input[name="q${question.id}"][value="${yes.id}"]`).isChecked());
     await shot(page, `4-wrap-up-${round}`);
-    if (round < 3) {
+    if (round === 1) {
       await page.click('#survey button[data-then="continue"]');
+      await page.locator('#state:not([data-state="wrap_up"])').waitFor();
+    } else if (round === 2) {
+      await page.keyboard.press('Enter'); /* on the chosen response: save and continue */
       await page.locator('#state:not([data-state="wrap_up"])').waitFor();
     } else {
       await page.click('#survey button[data-then="stop"]');
@@ -254,5 +293,15 @@ test('a caller logs in, dials, surveys and continues twice, then saves and stops
   await page.click('#logout');
   await page.locator('#login').waitFor();
   assert.match(await page.locator('#error').innerText(), /Logged out/);
+
+  /* the PIN way in, and out again */
+  await page.check('input[name="via"][value="pin"]');
+  assert.ok(await page.locator('#username').isHidden());
+  await page.fill('#pin', caller.pin);
+  await page.click('#login button[type="submit"]');
+  await waitState(page, 'Not dialing');
+  await page.click('#logout');
+  await page.locator('#login').waitFor();
+  assert.deepEqual(page.cspErrors, []);
   await context.close();
 });

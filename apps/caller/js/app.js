@@ -36,6 +36,9 @@ let loading = null;   /* the desk read in flight; another is queued behind it at
 let reloadAgain = false;
 let shownContact = null;
 let shownSurvey = null;
+let deskFailed = false; /* the last desk read was refused: its message is on screen */
+let deskRetry = null;   /* the next read while the campaign's dialer is not running */
+const DESK_RETRY_MS = 5000;
 
 /* ---- messages ---- */
 
@@ -52,7 +55,7 @@ function announce(message) {
 function setConnection(state) {
   const el = $('connection');
   el.dataset.state = state;
-  el.textContent = { connected: 'live', reconnecting: 'reconnecting…', offline: 'offline' }[state];
+  el.textContent = { connected: 'connected', reconnecting: 'reconnecting…', offline: 'offline' }[state];
 }
 
 /* ---- login ---- */
@@ -61,6 +64,7 @@ function showLogin(message) {
   closeStream();
   timers.forEach(clearInterval);
   timers = [];
+  clearTimeout(deskRetry);
   session = desk = shownContact = shownSurvey = null;
   $('desk').hidden = true;
   $('logout').hidden = true;
@@ -159,15 +163,25 @@ function renderSurveyForm() {
   const transfers = $('transfers');
   transfers.replaceChildren();
   for (const t of script?.transfers || []) {
-    const button = Object.assign(document.createElement('button'), { type: 'button', textContent: `Transfer: ${t.label} (${t.transfer_type})` });
-    button.dataset.transferId = t.id;
+    const button = Object.assign(document.createElement('button'), {
+      type: 'button', disabled: true, textContent: `Transfer: ${t.label} (${t.transfer_type})`,
+    });
+    button.dataset.action = 'transfer';
     button.addEventListener('click', () => act('transfer', { transfer_id: t.id }));
     transfers.append(button);
   }
+  setSurveyOpen(false);
 }
 
 function resetSurvey() {
   $('survey').reset();
+}
+
+/* The survey takes answers only in wrap-up, when the desk lists `results`. */
+function setSurveyOpen(open) {
+  const survey = $('survey');
+  survey.setAttribute('aria-disabled', String(!open));
+  for (const el of survey.querySelectorAll('input, textarea, select, button')) el.disabled = !open;
 }
 
 /* ---- the desk ---- */
@@ -223,14 +237,10 @@ function render(next) {
   $('since').textContent = formatSince(desk.state_since);
   const call = desk.call;
   $('call-line').textContent = call ? `${CALL_LABELS[call.state] || call.state} ${call.phone}` : desk.campaign_paused ? 'The campaign is paused.' : '';
-  for (const button of document.querySelectorAll('#actions button')) {
-    button.hidden = !desk.actions.includes(button.dataset.action);
+  for (const button of document.querySelectorAll('#actions button, #transfers button')) {
+    button.disabled = !desk.actions.includes(button.dataset.action);
   }
-  $('transfers').hidden = !desk.actions.includes('transfer');
-  const surveyOpen = desk.actions.includes('results');
-  const survey = $('survey');
-  survey.setAttribute('aria-disabled', String(!surveyOpen));
-  for (const el of survey.querySelectorAll('input, textarea, select, button')) el.disabled = !surveyOpen;
+  setSurveyOpen(desk.actions.includes('results'));
   if (desk.survey_due_call_id !== shownSurvey) {
     /* a new call's survey starts blank; a submitted one clears */
     shownSurvey = desk.survey_due_call_id;
@@ -245,7 +255,7 @@ function render(next) {
   }
   if (!previous || previous.state !== state) {
     announce(`${label}${call ? ` ${call.phone}` : ''}`);
-    if (state === 'wrap_up') survey.querySelector('input, textarea')?.focus();
+    if (state === 'wrap_up') $('survey').querySelector('input, textarea')?.focus();
   }
 }
 
@@ -260,7 +270,10 @@ async function loadDesk() {
         reloadAgain = false;
         render(await api.desk(session.desk_uri));
       } while (reloadAgain);
+      if (deskFailed) showError('');
+      deskFailed = false;
     } catch (problem) {
+      deskFailed = true;
       onProblem(problem);
     } finally {
       loading = null;
@@ -275,6 +288,15 @@ function onProblem(problem) {
   } else if (problem.status === 409 && problem.state) {
     showError(problem.message);
     loadDesk();
+  } else if (problem.status === 503 && session) {
+    /* The campaign is not running (yet): no event will tell this caller when it starts, so
+     * the screen asks again until its dialer answers. */
+    showError(`${problem.message} (trying again every ${DESK_RETRY_MS / 1000} s)`);
+    clearTimeout(deskRetry);
+    deskRetry = setTimeout(() => {
+      deskRetry = null;
+      if (session) loadDesk();
+    }, DESK_RETRY_MS);
   } else {
     showError(problem.message);
   }
@@ -333,7 +355,13 @@ function openStream() {
   };
   const onEvent = (event) => {
     if (event.lastEventId) lastEventId = event.lastEventId;
-    loadDesk();
+    let caller = null;
+    try {
+      caller = JSON.parse(event.data).caller_id;
+    } catch {
+      /* not an event document: nothing of ours */
+    }
+    if (caller === session?.caller.id) loadDesk();
   };
   for (const type of EVENT_TYPES) source.addEventListener(type, onEvent);
   source.addEventListener('overflow', () => openStream());
@@ -372,6 +400,10 @@ function enterDesk(loaded) {
   showError('');
   $('campaign').textContent = `${session.campaign.name} · ${session.campaign.dialer_type} · ${session.caller.name || session.caller.username}`;
   $('timeout-note').textContent = `Your session ends if this screen loses contact for ${session.heartbeat_timeout_seconds} s; a call in progress finishes first.`;
+  /* Dial and Skip belong to Preview campaigns: elsewhere they would only ever be disabled */
+  for (const action of ['dial', 'skip']) {
+    document.querySelector(`#actions button[data-action="${action}"]`).hidden = session.campaign.dialer_type !== 'Preview';
+  }
   renderSurveyForm();
   renderScript();
   openStream();
@@ -397,15 +429,14 @@ async function onLogout() {
 
 /* ---- keyboard ---- */
 
+/* The question the caller is on (focus inside it), or else the first one still unanswered. */
 function answerWithKeypad(digit) {
-  for (const set of document.querySelectorAll('#questions fieldset')) {
-    if (set.querySelector('input:checked')) continue;
-    const input = set.querySelector(`input[data-keypad="${digit}"]`);
-    if (input && !input.disabled) {
-      input.checked = true;
-      input.focus();
-    }
-    return;
+  const sets = [...document.querySelectorAll('#questions fieldset')];
+  const set = sets.find((s) => s.contains(document.activeElement)) || sets.find((s) => !s.querySelector('input:checked'));
+  const input = set?.querySelector(`input[data-keypad="${digit}"]`);
+  if (input && !input.disabled) {
+    input.checked = true;
+    input.focus();
   }
 }
 
@@ -416,10 +447,17 @@ function onKey(event) {
     submitSurvey(event.shiftKey ? 'stop' : 'continue');
     return;
   }
+  /* a chosen response is the end of the survey more often than not: Enter on it saves */
+  if (event.key === 'Enter' && !event.altKey && !event.metaKey && event.target.closest?.('#survey') &&
+      event.target.tagName === 'INPUT' && ['radio', 'checkbox'].includes(event.target.type)) {
+    event.preventDefault();
+    submitSurvey('continue');
+    return;
+  }
   const typing = ['TEXTAREA', 'SELECT'].includes(event.target.tagName) ||
     (event.target.tagName === 'INPUT' && !['radio', 'checkbox'].includes(event.target.type));
   if (typing || event.ctrlKey || event.altKey || event.metaKey) return;
-  if (event.key === '?') {
+  if (event.key === '?' || (event.key === 'Escape' && !$('help').hidden)) {
     toggleHelp();
     return;
   }
@@ -430,7 +468,7 @@ function onKey(event) {
   }
   const action = SHORTCUTS[event.key.toLowerCase()];
   const button = action && document.querySelector(`#actions button[data-action="${action}"]`);
-  if (button && !button.hidden) {
+  if (button && !button.disabled && !button.hidden) {
     event.preventDefault();
     button.click();
   }
