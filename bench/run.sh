@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the benchmarks and writes bench/results/*.json and bench/results/REPORT.md.
-#   bench/run.sh [--quick] [name ...]
+#   bench/run.sh [--quick] [name ...]   (BENCH_RESULTS=DIR writes elsewhere, for trial runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
@@ -19,7 +19,7 @@ if [ ${#names[@]} -eq 0 ]; then
 fi
 
 scripts/setup.sh release
-export BENCH_QUICK=$quick BENCH_BIN="$PWD/build/bin" BENCH_RESULTS="$PWD/bench/results"
+export BENCH_QUICK=$quick BENCH_BIN="$PWD/build/bin" BENCH_RESULTS="${BENCH_RESULTS:-$PWD/bench/results}"
 mkdir -p "$BENCH_RESULTS"
 for name in "${names[@]}"; do
     [ -x "bench/$name/run.sh" ] || { echo "no benchmark named $name" >&2; exit 2; }
