@@ -18,13 +18,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -42,7 +45,9 @@
 
 #define HTTP_LOOP_WAIT_MS           50 /* bounds how late a thread sees the stop flag or a missed ZMQ edge */
 #define HTTP_ACCEPT_BATCH           16
-#define HTTP_MAX_CONNS_PER_THREAD   4096
+#define HTTP_FDS_RESERVED           256 /* descriptors kept for ZeroMQ, logs and files, out of the connection budget */
+#define HTTP_MIN_CONNS_PER_THREAD   64
+#define HTTP_MAX_CONNS_PER_THREAD   65536
 #define HTTP_MAX_PENDING_PER_THREAD 8192
 #define HTTP_CLOSE_WAIT_MS          2000 /* after the grace: for responses to finish writing */
 #define HTTP_REQUEST_SEQ_MASK       ((UINT64_C(1) << 56) - 1)
@@ -58,6 +63,7 @@ typedef struct st_http_server_t {
     size_t num_listeners;
     http_thread_t *threads;
     int num_threads;
+    size_t max_conns_per_thread; /* the descriptor limit shared out between the threads */
     atomic_int stop;   /* a thread failed: everyone stops */
     atomic_int failed; /* exit code 1 */
 } http_server_t;
@@ -259,6 +265,10 @@ static int s_listen(const char *hostport, char *err, size_t errlen)
         if (fd == -1)
             continue;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        /* Inherited by every accepted socket (Linux). Without it a small write that follows one
+         * not yet acknowledged (an event stream's next event, an HTTP/2 frame after the one
+         * before) waits for the client's delayed ACK, up to 40 ms. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
             snprintf(err, errlen, "%s: %s", hostport, strerror(errno));
             close(fd);
@@ -295,14 +305,14 @@ static void on_conn_close(void *data)
     h2o_linklist_unlink(&conn->link);
     thread->num_conns--;
     free(conn);
-    if (!thread->stopping && !h2o_timeout_is_linked(&thread->accept_retry) && thread->num_conns < HTTP_MAX_CONNS_PER_THREAD)
+    if (!thread->stopping && !h2o_timeout_is_linked(&thread->accept_retry) && thread->num_conns < thread->server->max_conns_per_thread)
         s_set_accepting(thread, 1);
 }
 
 static void on_accept_retry(h2o_timeout_entry_t *entry)
 {
     http_thread_t *thread = H2O_STRUCT_FROM_MEMBER(http_thread_t, accept_retry, entry);
-    if (!thread->stopping && thread->num_conns < HTTP_MAX_CONNS_PER_THREAD)
+    if (!thread->stopping && thread->num_conns < thread->server->max_conns_per_thread)
         s_set_accepting(thread, 1);
 }
 
@@ -313,7 +323,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     if (err != NULL)
         return;
     for (int i = 0; i < HTTP_ACCEPT_BATCH; i++) {
-        if (thread->num_conns >= HTTP_MAX_CONNS_PER_THREAD) {
+        if (thread->num_conns >= thread->server->max_conns_per_thread) {
             /* Leave the rest in the kernel's queue for threads with room; resumed by on_conn_close. */
             s_set_accepting(thread, 0);
             return;
@@ -533,6 +543,23 @@ static int s_threads_init(http_server_t *server)
     server->num_threads = n < 1 ? 1 : n > 255 ? 255 : n;
     if ((server->threads = calloc((size_t)server->num_threads, sizeof(*server->threads))) == NULL)
         return -1;
+    /* Every connection is a descriptor, and event streams keep thousands open for hours: the soft
+     * limit (often 1,024) is raised to the hard one, and connections past each thread's share
+     * wait in the kernel's accept queue instead of failing accept() with EMFILE. */
+    struct rlimit nofile;
+    long budget = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+        nofile.rlim_cur = nofile.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+            getrlimit(RLIMIT_NOFILE, &nofile);
+        budget = nofile.rlim_cur == RLIM_INFINITY || nofile.rlim_cur > (rlim_t)LONG_MAX ? LONG_MAX : (long)nofile.rlim_cur;
+    }
+    long share = (budget - HTTP_FDS_RESERVED) / server->num_threads;
+    server->max_conns_per_thread = share < HTTP_MIN_CONNS_PER_THREAD   ? HTTP_MIN_CONNS_PER_THREAD
+                                   : share > HTTP_MAX_CONNS_PER_THREAD ? HTTP_MAX_CONNS_PER_THREAD
+                                                                       : (size_t)share;
+    log_info("%d threads, up to %zu connections each (descriptor limit %ld)", server->num_threads,
+             server->max_conns_per_thread, budget);
     for (int i = 0; i < server->num_threads; i++) {
         http_thread_t *thread = &server->threads[i];
         thread->server = server;

@@ -49,6 +49,7 @@
 #define STREAM_SUB_RCVHWM   100000
 #define STREAM_QUERY_MAX    2048
 #define STREAM_BASE_MAX     300
+#define STREAM_RENDER_CACHE 8 /* distinct link bases rendered once per event and thread */
 
 typedef enum { PHASE_CATCHUP, PHASE_LIVE, PHASE_CLOSING } stream_phase_t;
 
@@ -57,6 +58,12 @@ typedef struct {
     char *text; /* the whole SSE event */
     size_t len;
 } queued_t;
+
+typedef struct {
+    char base[STREAM_BASE_MAX];
+    char *text; /* NULL: could not be rendered */
+    size_t len;
+} rendered_t;
 
 typedef struct {
     h2o_generator_t generator; /* first: h2o hands it back to the callbacks */
@@ -229,8 +236,9 @@ static void on_stream_dispose(void *p)
 
 /* ---- events --------------------------------------------------------------------------------- */
 
-/* The document with its own links made absolute for this client, as one SSE event. */
-static char *s_render(const stream_t *st, json_t *doc, int64_t id, const char *type, size_t *len)
+/* The document with its own links made absolute under `base` (the scheme and host a client
+ * used), as one SSE event. */
+static char *s_render(const char *base, json_t *doc, int64_t id, const char *type, size_t *len)
 {
     json_t *copy = json_deep_copy(doc);
     if (copy == NULL)
@@ -238,7 +246,7 @@ static char *s_render(const stream_t *st, json_t *doc, int64_t id, const char *t
     char uri[1024];
     const char *u = json_string_value(json_object_get(copy, "uri"));
     if (u && u[0] == '/') {
-        snprintf(uri, sizeof(uri), "%s%s", st->base, u);
+        snprintf(uri, sizeof(uri), "%s%s", base, u);
         json_object_set_new(copy, "uri", json_string(uri));
     }
     size_t i;
@@ -247,7 +255,7 @@ static char *s_render(const stream_t *st, json_t *doc, int64_t id, const char *t
     {
         u = json_string_value(json_object_get(link, "uri"));
         if (u && u[0] == '/') {
-            snprintf(uri, sizeof(uri), "%s%s", st->base, u);
+            snprintf(uri, sizeof(uri), "%s%s", base, u);
             json_object_set_new(link, "uri", json_string(uri));
         }
     }
@@ -275,28 +283,27 @@ static int s_matches(const stream_t *st, int64_t account, int64_t campaign, int6
     return 0;
 }
 
-/* A live event for one stream: queued, or held while the stream catches up. */
-static void s_deliver(stream_t *st, int64_t id, json_t *doc, const char *type)
+/* A live event for one stream (its text, shared with the thread's other streams): queued, or
+ * a copy held while the stream catches up. */
+static void s_deliver(stream_t *st, int64_t id, const char *shared, size_t len)
 {
     if (st->phase == PHASE_CLOSING)
         return;
-    size_t len;
-    char *text = s_render(st, doc, id, type, &len);
-    if (text == NULL) {
+    if (shared == NULL) {
         s_overflow(st);
         return;
     }
     if (st->phase == PHASE_LIVE) {
-        s_queue(st, id, text, len);
-        free(text);
+        s_queue(st, id, shared, len);
         s_flush(st);
         return;
     }
-    if (s_over_bounds(st, len)) {
-        free(text);
+    char *text;
+    if (s_over_bounds(st, len) || (text = malloc(len)) == NULL) {
         s_overflow(st);
         return;
     }
+    memcpy(text, shared, len);
     if (st->num_live == st->cap_live) {
         size_t cap = st->cap_live ? st->cap_live * 2 : 16;
         queued_t *p = realloc(st->live, cap * sizeof(*p));
@@ -369,14 +376,39 @@ static void s_on_event(stream_hub_t *hub, const unsigned char *header, size_t he
     }
     int gap = hub->last_seen < 0 || id != hub->last_seen + 1;
     hub->last_seen = id;
+    /* The text differs between streams only by the base of its links (the scheme and host each
+     * client used), and a thread's clients nearly all share one: each distinct base is rendered
+     * once per event, not once per stream, which was most of the cost of a wide fan-out. */
+    rendered_t rendered[STREAM_RENDER_CACHE];
+    size_t num_rendered = 0;
     for (h2o_linklist_t *n = hub->streams.next, *next; n != &hub->streams; n = next) {
         next = n->next;
         stream_t *st = H2O_STRUCT_FROM_MEMBER(stream_t, link, n);
         if (gap)
             s_resync(st);
-        if (s_matches(st, account, campaign, caller, type))
-            s_deliver(st, id, doc, type);
+        if (!s_matches(st, account, campaign, caller, type))
+            continue;
+        size_t r = 0;
+        while (r < num_rendered && strcmp(rendered[r].base, st->base) != 0)
+            r++;
+        if (r == num_rendered) {
+            size_t len = 0;
+            char *text = s_render(st->base, doc, id, type, &len);
+            if (r == STREAM_RENDER_CACHE) {
+                s_deliver(st, id, text, len);
+                free(text);
+                continue;
+            }
+            /* the base is copied: a stream may end while the event is handed out */
+            memcpy(rendered[r].base, st->base, sizeof(rendered[r].base));
+            rendered[r].text = text;
+            rendered[r].len = len;
+            num_rendered++;
+        }
+        s_deliver(st, id, rendered[r].text, rendered[r].len);
     }
+    for (size_t r = 0; r < num_rendered; r++)
+        free(rendered[r].text);
     json_decref(doc);
     return;
 
@@ -611,7 +643,7 @@ static void on_fetch_reply(h2o_req_t *req, const http_reply_t *reply)
                 return;
             }
             size_t len;
-            char *text = s_render(st, item, id, type, &len);
+            char *text = s_render(st->base, item, id, type, &len);
             if (text == NULL) {
                 s_overflow(st);
                 break;
