@@ -4,6 +4,7 @@ import json
 import os
 import pathlib
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -156,3 +157,76 @@ def write_result(name, metrics, runs, notes=()):
     for m in metrics:
         print(f"  {m['name']}: {m.get('value')} {m.get('unit', '')}"
               + (f" (baseline {m['baseline']}, ratio {m['ratio']:.3f})" if m.get("ratio") is not None else ""))
+
+
+NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
+
+
+def ensure_nchan(bench):
+    """nginx with the nchan module, installed when missing (the event benchmarks' peer)."""
+    if not os.path.exists(NCHAN_MODULE) or shutil.which("nginx") is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "nginx-light", "libnginx-mod-nchan"],
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    if not os.path.exists(NCHAN_MODULE):
+        raise SystemExit(f"bench/{bench}: the baseline needs nginx with nchan ({NCHAN_MODULE}): "
+                         "apt-get install nginx-light libnginx-mod-nchan")
+
+
+class Nchan:
+    """A private nginx with nchan: POST /pub/<channel> publishes, GET /sub/<channel> is an
+    EventSource. One worker per core, as impactd runs one HTTP thread per core."""
+
+    def __init__(self, connections=4096, buffer=64):
+        self.dir = tempfile.mkdtemp(prefix="impact-bench-nchan.", dir="/tmp")
+        self.port = free_port()
+        self.nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"""load_module {NCHAN_MODULE};
+daemon on; worker_processes {os.cpu_count()}; worker_rlimit_nofile {2 * connections + 1024};
+pid {self.dir}/nginx.pid; error_log {self.dir}/error.log warn;
+events {{ worker_connections {connections + 512}; }}
+http {{
+  access_log off; keepalive_requests 100000000;
+  client_body_temp_path {self.dir}/body; proxy_temp_path {self.dir}/proxy;
+  fastcgi_temp_path {self.dir}/fastcgi; uwsgi_temp_path {self.dir}/uwsgi; scgi_temp_path {self.dir}/scgi;
+  server {{
+    listen 127.0.0.1:{self.port} backlog=4096;
+    location ~ ^/pub/(\\w+)$ {{ nchan_publisher; nchan_channel_id $1; nchan_message_buffer_length {buffer}; }}
+    location ~ ^/sub/(\\w+)$ {{ nchan_subscriber eventsource; nchan_channel_id $1; }}
+  }}
+}}
+""")
+        subprocess.run([self.nginx, "-c", self.conf, "-p", self.dir], check=True)
+
+    def pids(self):
+        """The master and its workers (forked after the pid file is written: waited for)."""
+        master = int(open(os.path.join(self.dir, "nginx.pid")).read())
+        deadline = time.monotonic() + 10
+        while len(descendants(master)) < os.cpu_count() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return [master] + descendants(master)
+
+    def stop(self):
+        subprocess.run([self.nginx, "-c", self.conf, "-p", self.dir, "-s", "stop"], capture_output=True)
+        time.sleep(0.5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def descendants(pid):
+    """Every process below `pid`, from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found

@@ -19,6 +19,9 @@ if [ ${#names[@]} -eq 0 ]; then
 fi
 
 scripts/setup.sh release
+# Debian's python3 first: the packages setup.sh installs (matplotlib, yaml) are its, and a
+# python3 of pyenv or a virtualenv earlier in PATH would not see them.
+export PATH="/usr/bin:$PATH"
 export BENCH_QUICK=$quick BENCH_BIN="$PWD/build/bin" BENCH_RESULTS="${BENCH_RESULTS:-$PWD/bench/results}"
 mkdir -p "$BENCH_RESULTS"
 for name in "${names[@]}"; do

@@ -25,7 +25,6 @@ fixed-offset zone where it is mid-afternoon now, straight in the database (as be
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,6 @@ MEASURE_S = 30 if benchlib.QUICK else 120
 SCENARIO = "p_human = 0.9\np_machine = 0.05\np_noans = 0.05\nring_h_mean = 4\nring_h_cv = 0.3\nring_timeout = 20\n" \
            "talk_mean = 20\ntalk_cv = 0.3\n"
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "driver.mjs")
-NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 
 
 def set_up(server, key, auth):
@@ -80,44 +78,8 @@ def drive(config):
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-class Nchan:
-    """A private nginx with nchan: /pub/<channel> publishes, /sub/<channel> is an EventSource."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="impact-bench-nchan.", dir="/tmp")
-        self.port = benchlib.free_port()
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(f"""load_module {NCHAN_MODULE};
-daemon on; worker_processes 1; pid {self.dir}/nginx.pid; error_log {self.dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {self.dir}/body; proxy_temp_path {self.dir}/proxy;
-  fastcgi_temp_path {self.dir}/fastcgi; uwsgi_temp_path {self.dir}/uwsgi; scgi_temp_path {self.dir}/scgi;
-  server {{
-    listen 127.0.0.1:{self.port};
-    location ~ ^/pub/(\\w+)$ {{ nchan_publisher; nchan_channel_id $1; nchan_message_buffer_length 64; }}
-    location ~ ^/sub/(\\w+)$ {{ nchan_subscriber eventsource; nchan_channel_id $1; }}
-  }}
-}}
-""")
-        self.conf = conf
-        subprocess.run([shutil.which("nginx") or "/usr/sbin/nginx", "-c", conf, "-p", self.dir], check=True)
-
-    def stop(self):
-        subprocess.run([shutil.which("nginx") or "/usr/sbin/nginx", "-c", self.conf, "-p", self.dir, "-s", "stop"])
-        time.sleep(0.5)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 def main():
-    if not os.path.exists(NCHAN_MODULE) or shutil.which("nginx") is None:
-        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "nginx-light", "libnginx-mod-nchan"],
-                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-    if not os.path.exists(NCHAN_MODULE):
-        raise SystemExit(f"bench/callers: the baseline needs nginx with nchan ({NCHAN_MODULE}): "
-                         "apt-get install nginx-light libnginx-mod-nchan")
+    benchlib.ensure_nchan("callers")
     scenario = tempfile.NamedTemporaryFile("w", suffix=".scn", delete=False)
     scenario.write(SCENARIO)
     scenario.close()
@@ -137,7 +99,7 @@ def main():
     print(f"  impactd: {json.dumps(ours)}")
     received = sum(g["count"] for g in ours["groups"].values())
     rate = received / ours["seconds"]
-    nchan = Nchan()
+    nchan = benchlib.Nchan()
     try:
         base = f"http://127.0.0.1:{nchan.port}"
         peer = drive({"mode": "nchan", "pub": f"{base}/pub", "sub": f"{base}/sub", "channels": len(callers),

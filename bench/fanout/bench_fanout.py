@@ -1,0 +1,179 @@
+"""Event fan-out: Server-Sent Events to 1,000 and 10,000 subscribers, against nginx with nchan.
+
+bin/sse_fanout opens N subscriptions on one epoll thread and publishes on another, rate after rate
+(a "cell" per rate), for impactd and for its peer alike:
+
+- impactd (release build, embedded PostgreSQL): N subscriptions to GET /v1/events/stream with the
+  account's key; events published by committing event_publish() in PostgreSQL, a batch per 10 ms
+  tick in one statement (the way the dialer's group commit publishes). Publish-to-receive covers
+  the commit, the fan-out's sequencer numbering it, the ZeroMQ publication to the HTTP threads
+  and the SSE write.
+- the peer (same run, same machine, same program): nginx with the nchan module, one worker per
+  core as impactd runs one HTTP thread per core; N EventSource subscriptions to one channel;
+  events published as HTTP POSTs to its publisher location, pipelined per tick.
+
+Both carry the same bodies (a timestamp, the cell and 200 bytes of padding). A cell is kept up
+when every subscription received every event of it within 10 s of the last publish, none was
+told to resume and none closed, and the p99 latency stayed under a second; a sweep stops at its
+first cell not kept up.
+
+Figures: the highest delivery rate (events x subscribers per second) kept up, for each N, ours
+over nchan's (issue 5's target: at least equal at 1,000 subscribers); publish-to-receive p50
+and p99 at 10,000 deliveries per second (10 events/s to 1,000 subscribers, 1 event/s to 10,000;
+target p99 under 20 ms); and every cell, as cost curves: latency, server CPU and memory against
+the delivery rate and the number of subscribers.
+
+The load generator shares the two cores with the server it measures, so the highest rates say as
+much about the machine as about either server; the ratio is what compares them.
+"""
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import benchlib  # noqa: E402
+
+SUBSCRIBERS = [1000] if benchlib.QUICK else [1000, 10000]
+RATES = {1000: [10, 30, 100, 300, 1000, 3000], 10000: [1, 3, 10, 30, 100, 300]}
+SECONDS = 3 if benchlib.QUICK else 10
+PAD = 200
+TARGET_DELIVERIES = 10000  # per second, the rate the latency target is stated at
+TYPE = "list.import_completed"  # any type of the catalog; nothing else publishes it here
+
+
+def sweep(args, subscribers, pids):
+    """One sse_fanout run: answers its connect line and its cells."""
+    rates = ",".join(str(r) for r in RATES[subscribers])
+    command = [str(benchlib.BIN / "sse_fanout"), "--connections", str(subscribers), "--rates", rates,
+               "--seconds", str(SECONDS), "--pad", str(PAD)] + args
+    for pid in pids:
+        command += ["--watch-pid", str(pid)]
+    run = subprocess.run(command, capture_output=True, text=True)
+    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    if run.returncode != 0 or not lines or "connected" not in lines[0]:
+        raise SystemExit(f"bench/fanout: sse_fanout failed ({run.returncode}): {run.stderr[-2000:]}")
+    return lines[0], lines[1:]
+
+
+def ours(subscribers):
+    server = benchlib.Impactd(env={"IMPACT_RATE_LIMIT": "0"})
+    server.start()
+    try:
+        key, auth = server.credentials()
+        server.wait_ready("/v1", {"Api-Key": key, "Api-Auth": auth})
+        account = benchlib.api(server, key, auth, "GET", "/v1")["account"]["id"]
+        pids = [server.proc.pid] + benchlib.descendants(server.proc.pid)
+        pg = f"host={os.path.join(server.data_dir, 'pg')} port=5432 user=postgres dbname=postgres"
+        return sweep(["--port", str(server.port), "--path", f"/v1/events/stream?type={TYPE}",
+                      "--header", f"Api-Key: {key}", "--header", f"Api-Auth: {auth}",
+                      "--pg", pg, "--account", str(account)], subscribers, pids)
+    finally:
+        server.stop()
+
+
+def peer(subscribers):
+    nchan = benchlib.Nchan(connections=subscribers + 64, buffer=1000)
+    try:
+        return sweep(["--port", str(nchan.port), "--path", "/sub/bench", "--publish-path", "/pub/bench"],
+                     subscribers, nchan.pids())
+    finally:
+        nchan.stop()
+
+
+def best(cells):
+    kept = [c for c in cells if c["kept_up"]]
+    return max(kept, key=lambda c: c["deliveries_per_second"]) if kept else None
+
+
+def at_target(cells, subscribers):
+    rate = TARGET_DELIVERIES / subscribers
+    return next((c for c in cells if abs(c["rate"] - rate) < 1e-9), None)
+
+
+def plot(runs, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, (lat, cpu) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for (who, subscribers), cells in sorted(runs.items()):
+        kept = [c for c in cells if c["kept_up"]]
+        if not kept:
+            continue
+        style = "-" if who == "impactd" else "--"
+        label = f"{who}, {subscribers} subscribers"
+        x = [c["deliveries_per_second"] for c in kept]
+        lat.plot(x, [c["p99_ms"] for c in kept], style, marker="o", label=label)
+        cpu.plot(x, [c["server_cores"] for c in kept], style, marker="o", label=label)
+    for ax in (lat, cpu):
+        ax.set_xscale("log")
+        ax.set_xlabel("deliveries per second (events x subscribers)")
+        ax.legend(fontsize=7)
+    lat.set_yscale("log")
+    lat.set_ylabel("publish-to-receive p99 (ms)")
+    lat.axhline(20, color="red", linestyle=":", linewidth=1)
+    cpu.set_ylabel("server CPU (cores)")
+    fig.suptitle("SSE fan-out: cost against load, impactd and nginx+nchan")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main():
+    benchlib.ensure_nchan("fanout")
+    runs, connects = {}, {}
+    for subscribers in SUBSCRIBERS:
+        for who, measure in (("impactd", ours), ("nchan", peer)):
+            connect, cells = measure(subscribers)
+            runs[(who, subscribers)] = cells
+            connects[(who, subscribers)] = connect
+            for c in cells:
+                print(f"  {who} {subscribers}: {json.dumps(c)}")
+
+    metrics = []
+    for subscribers in SUBSCRIBERS:
+        mine, theirs = best(runs[("impactd", subscribers)]), best(runs[("nchan", subscribers)])
+        value = mine["deliveries_per_second"] if mine else 0
+        baseline = theirs["deliveries_per_second"] if theirs else None
+        metric = {"name": f"SSE deliveries per second kept up, {subscribers} subscribers", "value": round(value),
+                  "unit": "events/s", "baseline": round(baseline) if baseline else None,
+                  "ratio": round(value / baseline, 3) if baseline else None}
+        if subscribers == 1000:
+            metric.update(target=">= 1 (nchan's rate)", met=bool(baseline) and value >= baseline)
+        metrics.append(metric)
+        for q, name in (("p99_ms", "p99"), ("p50_ms", "p50")):
+            cell, base = at_target(runs[("impactd", subscribers)], subscribers), at_target(runs[("nchan", subscribers)],
+                                                                                          subscribers)
+            metric = {"name": f"publish-to-receive {name} at 10,000 deliveries/s, {subscribers} subscribers",
+                      "value": cell[q] if cell and cell["kept_up"] else None, "unit": "ms",
+                      "baseline": base[q] if base and base["kept_up"] else None}
+            if name == "p99":
+                metric.update(target="under 20 ms", met=bool(cell and cell["kept_up"] and cell[q] < 20))
+            metrics.append(metric)
+        cell = at_target(runs[("impactd", subscribers)], subscribers)
+        if cell:
+            metrics.append({"name": f"server CPU at 10,000 deliveries/s, {subscribers} subscribers",
+                            "value": cell["server_cores"], "unit": "cores",
+                            "baseline": (at_target(runs[("nchan", subscribers)], subscribers) or {}).get("server_cores")})
+            metrics.append({"name": f"server memory with {subscribers} subscribers", "value": cell["server_rss_mib"],
+                            "unit": "MiB (RSS, PostgreSQL included)",
+                            "baseline": (at_target(runs[("nchan", subscribers)], subscribers) or {}).get("server_rss_mib")})
+
+    notes = [f"{SECONDS} s per rate, {PAD}-byte padding per event; rates per second tried: "
+             + "; ".join(f"{n} subscribers: {RATES[n]}" for n in SUBSCRIBERS),
+             "impactd's memory and CPU include its embedded PostgreSQL and every process it runs; nchan's, nginx's master "
+             "and workers",
+             "every cell (JSON): " + json.dumps({f"{who} {n}": {"connect": connects[(who, n)], "cells": cells}
+                                                  for (who, n), cells in runs.items()})]
+    benchlib.RESULTS.mkdir(parents=True, exist_ok=True)
+    if plot(runs, benchlib.RESULTS / "fanout.png"):
+        notes.append("![fan-out cost curves](fanout.png)")
+    benchlib.write_result("fanout", metrics, 1, notes)
+
+
+if __name__ == "__main__":
+    main()
