@@ -10,7 +10,8 @@
  *
  * Nothing is ever skipped silently. Ids are global and gapless, so the thread's subscriber knows
  * it missed something when an id is not the one after the last (a PUB socket drops at its
- * high-water mark and while reconnecting; a restarted fan-out publishes from its start). Every
+ * high-water mark and while reconnecting; a restarted fan-out publishes from its start), or when
+ * the sequencer's once-a-second tick names an id past the last it received (the lost tail). Every
  * stream of the thread then catches up from the database through the events API (GET /v1/events
  * with its own credentials and filters, relayed to the store like every request), buffering live
  * events meanwhile, and delivers the buffered ones above what the database gave. A new stream
@@ -418,6 +419,22 @@ Error:
     log_warn("event stream: frame dropped (%s); event %" PRId64, why, id);
 }
 
+/* The sequencer's tick: the last id it published. Past what this thread received, events were
+ * dropped on the way; and a thread that has received nothing yet gets its baseline from it, so
+ * its first event is judged by the id before it instead of sending every stream back to the
+ * database (thousands of reads at once when many clients connected before any event). */
+static void s_on_tick(stream_hub_t *hub, const unsigned char *frame)
+{
+    int64_t id = s_be64(frame);
+    if (id < 0 || id <= hub->last_seen)
+        return;
+    hub->last_seen = id;
+    for (h2o_linklist_t *n = hub->streams.next, *next; n != &hub->streams; n = next) {
+        next = n->next;
+        s_resync(H2O_STRUCT_FROM_MEMBER(stream_t, link, n));
+    }
+}
+
 static void s_hub_drain(stream_hub_t *hub)
 {
     void *sock = zsock_resolve(hub->sub);
@@ -444,6 +461,8 @@ static void s_hub_drain(stream_hub_t *hub)
         }
         if (n == 2)
             s_on_event(hub, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]));
+        else if (n == 1 && zmq_msg_size(&parts[0]) == EVENTS_PUB_TICK_SIZE)
+            s_on_tick(hub, zmq_msg_data(&parts[0]));
         else if (n != 0) {
             hub->dropped++;
             log_warn("event stream: frame dropped (%zu parts)", n);

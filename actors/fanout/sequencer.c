@@ -16,6 +16,7 @@ struct sequencer_t {
     int64_t connect_at; /* zclock_mono ms of the next connection attempt */
     zsock_t *pub;       /* borrowed; NULL: nothing is published */
     int64_t published;  /* the last id published; -1 until read at connection */
+    int64_t tick_at;    /* zclock_mono ms of the next tick message */
 };
 
 sequencer_t *sequencer_new(const char *database_url, zsock_t *pub)
@@ -186,6 +187,23 @@ static void s_publish(sequencer_t *self)
     } while (rows == SEQUENCER_PUBLISH_MAX);
 }
 
+/* The tick message: where the published stream stands (sequencer.h). */
+static void s_tick(sequencer_t *self)
+{
+    int64_t now = zclock_mono();
+    if (self->pub == NULL || self->published < 0 || now < self->tick_at)
+        return;
+    self->tick_at = now + SEQUENCER_TICK_MS;
+    unsigned char frame[EVENTS_PUB_TICK_SIZE];
+    char id[24];
+    snprintf(id, sizeof(id), "%lld", (long long)self->published);
+    s_put_int64(frame, id);
+    zmsg_t *msg = zmsg_new();
+    if (msg && zmsg_addmem(msg, frame, sizeof(frame)) == 0)
+        zmsg_send(&msg, self->pub);
+    zmsg_destroy(&msg);
+}
+
 int sequencer_run(sequencer_t *self)
 {
     if (!s_connected(self)) {
@@ -193,6 +211,7 @@ int sequencer_run(sequencer_t *self)
         if (!s_connected(self))
             return SEQUENCER_RECONNECT_MS;
     }
+    s_tick(self);
     int64_t now = zclock_mono();
     if (now < self->wake_at)
         return (int)(self->wake_at - now);

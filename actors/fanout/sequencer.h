@@ -13,6 +13,12 @@
  *   [the event's JSON document as the events API renders it (common/event_json.h), links relative]
  * It starts from the last id given when it connects: subscribers catch up from the database
  * themselves (ids have no gaps, so a subscriber sees what it missed).
+ *
+ * Every SEQUENCER_TICK_MS it also publishes a one-frame message, the last id published as a
+ * big-endian int64 (EVENTS_PUB_TICK_SIZE bytes). A subscriber learns from it where the stream
+ * stands without waiting for an event: one that just connected has no baseline to judge its
+ * first event by, and one whose last events were dropped would otherwise not know until the
+ * next event came.
  */
 #ifndef IMPACT_FANOUT_SEQUENCER_H
 #define IMPACT_FANOUT_SEQUENCER_H
@@ -28,6 +34,7 @@
 #define EVENTS_PUB_ENDPOINT    "events.ipc" /* in the run dir (config_endpoint) */
 #define EVENTS_PUB_TYPE_MAX    64
 #define EVENTS_PUB_HEADER_SIZE (4 * 8 + EVENTS_PUB_TYPE_MAX)
+#define EVENTS_PUB_TICK_SIZE   8
 #define EVENTS_PUB_DOC_MAX     (256 * 1024) /* a bigger document is not published (logged): readers fetch it */
 
 typedef struct sequencer_t sequencer_t;
