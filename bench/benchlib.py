@@ -41,6 +41,12 @@ def median(values):
     return statistics.median(values) if values else None
 
 
+def spread(values):
+    """The lowest and highest of a figure's runs, reported beside its median (a metric's
+    "value_spread" or "ratio_spread")."""
+    return [round(min(values), 3), round(max(values), 3)] if values else None
+
+
 class Impactd:
     """One impactd instance with its own data dir and ports, the embedded PostgreSQL included."""
 
@@ -150,6 +156,7 @@ def write_result(name, metrics, runs, notes=()):
         "machine": machine(),
         "quick": QUICK,
         "runs": runs,
+        "command": "bench/run.sh" + (" --quick" if QUICK else "") + f" {name}",
         "metrics": metrics,
         "notes": list(notes),
     }

@@ -12,6 +12,10 @@ import platform
 import sys
 
 CAP = 0.03
+# Issue 4's targets hold on the default scenarios: at or above the lookahead reference at 25 and
+# 100 agents, 90% of it at 10; 1.3 times the VICIdial replica. Elsewhere the ratios are shown.
+DEFAULT_SCENARIOS = {"agents10": 0.9, "agents25": 1.0, "agents100": 1.0}
+VICIDIAL_TARGET = 1.3
 FAMILIES = [("preview", "preview"), ("progressive", "progressive (Power 1:1)"), ("ratio", "best fixed ratio"),
             ("power:", "best lines per ready caller"), ("adapt:3.0:0:3:HARD", "VICIdial ADAPT_HARD_LIMIT replica"),
             ("adapt:3.0:0:3:AVERAGE", "VICIdial ADAPT_AVERAGE replica"), ("impact", "original Impact Dialing formula"),
@@ -70,7 +74,6 @@ def plot(name, rows, path):
 def main(raw_dir, results_dir, seeds):
     raw, results = pathlib.Path(raw_dir), pathlib.Path(results_dir)
     metrics, notes = [], []
-    ours_vs = {}
     for path in sorted(raw.glob("*.jsonl")):
         if path.name.startswith("reference-"):
             continue
@@ -93,9 +96,10 @@ def main(raw_dir, results_dir, seeds):
                  "unit": "talk min/agent-h"}
             if key == "predictive" and oracle:
                 m.update(baseline=oracle["live_talk_min_per_agent_hour"],
-                         ratio=round(chosen["live_talk_min_per_agent_hour"] / oracle["live_talk_min_per_agent_hour"], 3),
-                         target=">= 1.0 of the lookahead reference (>= 0.9 at 10 agents)")
-                ours_vs[name] = m["ratio"]
+                         ratio=round(chosen["live_talk_min_per_agent_hour"] / oracle["live_talk_min_per_agent_hour"], 3))
+                if name in DEFAULT_SCENARIOS:
+                    m.update(target=f">= {DEFAULT_SCENARIOS[name]} of the lookahead reference",
+                             met=m["ratio"] >= DEFAULT_SCENARIOS[name])
             if chosen.get("abandon_rate") is not None and key != "ceiling":
                 m["name"] += f", abandon {chosen['abandon_rate']:.2%} (ub95 {chosen['abandon_ub95']:.2%})"
             metrics.append(m)
@@ -103,14 +107,17 @@ def main(raw_dir, results_dir, seeds):
         if ours and vici and vici["live_talk_min_per_agent_hour"] > 0:
             metrics.append({"name": f"{name}: ours / VICIdial replica", "value": ours[0]["live_talk_min_per_agent_hour"],
                             "unit": "talk min/agent-h", "baseline": vici["live_talk_min_per_agent_hour"],
-                            "ratio": round(ours[0]["live_talk_min_per_agent_hour"] / vici["live_talk_min_per_agent_hour"], 3),
-                            "target": ">= 1.3"})
+                            "ratio": round(ours[0]["live_talk_min_per_agent_hour"] / vici["live_talk_min_per_agent_hour"], 3)})
+            if name in DEFAULT_SCENARIOS:
+                metrics[-1].update(target=f">= {VICIDIAL_TARGET}", met=metrics[-1]["ratio"] >= VICIDIAL_TARGET)
             if oracle:
                 reach = oracle["live_talk_min_per_agent_hour"] / vici["live_talk_min_per_agent_hour"]
                 notes.append(f"{name}: the lookahead reference itself reaches {reach:.3f} times the VICIdial replica"
                              + (" (so 1.3 is out of reach of the reference too)" if reach < 1.3 else "") + ".")
         if ours:
             o = ours[0]
+            metrics.append({"name": f"{name}: ours, abandon rate over the whole run", "value": round(100 * o["abandon_rate"], 3),
+                            "unit": "%", "target": "<= 3% (the cap)", "met": o["abandon_rate"] <= CAP})
             notes.append(f"{name}: ours worst 1-hour abandon {o['worst_hour_abandon']:.2%}, caller wait p50 "
                          f"{o['wait_p50_s']} s / p95 {o['wait_p95_s']} s, {o['dials_per_agent_hour']} dials per agent-hour.")
         if plot(name, rows, results / f"pacing-{name}.png"):
@@ -127,6 +134,7 @@ def main(raw_dir, results_dir, seeds):
                                 "baseline": ref["live_talk_min_per_agent_hour"],
                                 "ratio": round(mine["live_talk_min_per_agent_hour"] / ref["live_talk_min_per_agent_hour"], 3),
                                 "target": "within 3%"})
+                metrics[-1]["met"] = abs(metrics[-1]["ratio"] - 1) <= 0.03
     capacity = raw / "capacity.json"
     if capacity.exists():
         rows = {r["policy"]: r for r in (json.loads(l) for l in capacity.read_text().splitlines() if l.strip())}
@@ -139,7 +147,7 @@ def main(raw_dir, results_dir, seeds):
                             "ratio": round(ours["cpu_seconds"] / power["cpu_seconds"], 1)})
             metrics.append({"name": "capacity: answer-to-bridge decision p99 (engine)", "value": ours["answer_decision_p99_us"],
                             "unit": "us", "baseline": power["answer_decision_p99_us"],
-                            "target": "< 10 ms (process level, with the dialer actor)"})
+                            "target": "< 10 ms (process level: bench/capacity)", "met": ours["answer_decision_p99_us"] < 10000})
             notes.append(f"capacity: {ours['answers']} answers decided, p50 {ours['answer_decision_p50_us']} us, max "
                          f"{ours['answer_decision_max_us']} us (the maximum includes preemption by other processes).")
     notes.insert(0, "Headline per family: the best setting whose abandon rate's 95% upper bound (Wilson, pooled over "
@@ -147,7 +155,8 @@ def main(raw_dir, results_dir, seeds):
                  "knows the true parameters and every caller's exact finish time; ours sees only events.")
     data = {"benchmark": "pacing", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {platform.system()}", "quick": seeds == 1, "runs": seeds,
-            "metrics": metrics, "notes": notes}
+            "seeds": f"0..{seeds - 1} (the same for every policy)",
+            "command": "bench/run.sh" + (" --quick" if seeds == 1 else "") + " pacing", "metrics": metrics, "notes": notes}
     (results / "pacing.json").write_text(json.dumps(data, indent=1))
 
 
