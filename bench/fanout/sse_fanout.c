@@ -14,10 +14,11 @@
  * subscriptions are gone, so higher rates would measure nothing.
  *
  *   sse_fanout --port P --path PATH [--header "Name: value"]... --connections N
- *              --rates R1,R2,... --seconds S [--pad BYTES] [--watch-pid PID]...
+ *              --rates R1[:S1],R2[:S2],... --seconds S [--pad BYTES] [--watch-pid PID]...
  *              (--pg CONNINFO --account ID | --publish-path PATH)
  *
- * Prints JSON lines: one {"connected"...} when all subscriptions are open, then one per cell.
+ * A rate runs for its own S seconds when given ("10:30"), else for --seconds. Prints JSON lines:
+ * one {"connected"...} when all subscriptions are open, then one per cell.
  * --watch-pid adds the CPU (cores) and resident memory of those processes over each cell. Events
  * with a "created_at" (impactd's, numbered by its sequencer) also split the latency there.
  */
@@ -89,6 +90,7 @@ static struct {
     int num_headers;
     int connections;
     double rates[CELLS_MAX];
+    double cell_seconds[CELLS_MAX]; /* a rate's own length ("R:S"), else --seconds */
     int num_rates;
     double seconds;
     int pad;
@@ -592,7 +594,7 @@ static void *s_publisher(void *arg)
     for (int cell = 0; cell < opt.num_rates && !atomic_load(&s_stop); cell++) {
         double rate = opt.rates[cell];
         double interval = 1.0 / rate > TICK_SECONDS ? 1.0 / rate : TICK_SECONDS;
-        long long due_total = (long long)(rate * opt.seconds + 0.5), published = 0;
+        long long due_total = (long long)(rate * opt.cell_seconds[cell] + 0.5), published = 0;
         atomic_store(&s_cell, cell);
         double start = s_mono();
         struct timespec next;
@@ -744,7 +746,7 @@ static int s_run(int ep)
 
 static int s_usage(void)
 {
-    fprintf(stderr, "usage: sse_fanout --port P --path PATH [--header H]... --connections N --rates R1,R2,... --seconds S\n"
+    fprintf(stderr, "usage: sse_fanout --port P --path PATH [--header H]... --connections N --rates R1[:S1],... --seconds S\n"
                     "                  [--pad BYTES] [--watch-pid PID]... (--pg CONNINFO --account ID | --publish-path PATH)\n");
     return 2;
 }
@@ -778,16 +780,22 @@ static int s_options(int argc, char **argv)
             opt.watch[opt.num_watch++] = atoi(v);
         else if (strcmp(a, "--rates") == 0) {
             char *copy = strdup(v), *save = NULL;
-            for (char *t = strtok_r(copy, ",", &save); t && opt.num_rates < CELLS_MAX; t = strtok_r(NULL, ",", &save))
+            for (char *t = strtok_r(copy, ",", &save); t && opt.num_rates < CELLS_MAX; t = strtok_r(NULL, ",", &save)) {
+                char *colon = strchr(t, ':');
+                opt.cell_seconds[opt.num_rates] = colon ? atof(colon + 1) : 0;
                 opt.rates[opt.num_rates++] = atof(t);
+            }
             free(copy);
         } else
             return -1;
     }
     int ok = opt.port > 0 && opt.path && opt.connections > 0 && opt.connections <= CONNECTIONS_MAX && opt.num_rates > 0 &&
              opt.seconds > 0 && opt.pad >= 0 && opt.pad <= PAD_MAX && ((opt.pg && opt.account > 0) != (opt.publish_path != NULL));
-    for (int i = 0; i < opt.num_rates; i++)
-        ok = ok && opt.rates[i] > 0;
+    for (int i = 0; i < opt.num_rates; i++) {
+        ok = ok && opt.rates[i] > 0 && opt.cell_seconds[i] >= 0;
+        if (opt.cell_seconds[i] == 0)
+            opt.cell_seconds[i] = opt.seconds;
+    }
     return ok ? 0 : -1;
 }
 
