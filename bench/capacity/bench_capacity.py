@@ -1,10 +1,12 @@
 """Process-level capacity: 1,000 simulated callers in 100 Predictive campaigns on the real clock.
 
 One impactd (release build, embedded PostgreSQL, the simulated carrier at speed 1) runs every
-campaign as its own dialer process, exactly as in production. Two phases in the same instance:
+campaign as its own dialer process, exactly as in production. Phases in the same instance:
 
   baseline  one campaign of 10 callers alone on the machine;
-  loaded    100 other campaigns of 10 callers at once (the baseline's stopped before).
+  ramp      10, then 30 other campaigns of 10 callers (the baseline's stopped before): the cost
+            curve of CPU, memory and decision time against callers and campaigns;
+  loaded    100 campaigns of 10 callers at once.
 
 What is measured per phase, after a warm-up, from the campaigns' own stats
 (GET /v1/campaigns/{id}/stats): the answer-to-bridge decision time (real microseconds from a live
@@ -39,6 +41,8 @@ NUMBERS = 400 if benchlib.QUICK else 1500
 WARMUP_S = 10 if benchlib.QUICK else 30
 BASELINE_S = 20 if benchlib.QUICK else 120
 LOADED_S = 40 if benchlib.QUICK else 300
+RAMP = [10, 30]  # campaigns running in the ramp's steps, before all of them
+RAMP_S = 15 if benchlib.QUICK else 60
 SCENARIO = benchlib.ROOT / "bench" / "pacing" / "scenarios" / "agents10.scn"
 
 
@@ -72,6 +76,19 @@ def wait_imported(server, key, auth, list_ids):
             if state["status"] == "failed":
                 raise RuntimeError(f"list {list_id} failed to import: {state.get('failure')}")
             time.sleep(0.1)
+
+
+def instance_rss_mib(server):
+    """Resident memory of impactd's tree, PostgreSQL included (shared pages counted per process)."""
+    total = 0
+    for pid in [server.proc.pid] + benchlib.descendants(server.proc.pid):
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
 
 
 def instance_cpu_seconds(server):
@@ -140,7 +157,35 @@ def measure(server, key, auth, campaigns, seconds):
     histogram, dials, bridges, live = window(before, after)
     return {"probe": json.loads(probe.stdout), "campaigns_live": live, "bridges": bridges, "dials_per_s": dials / elapsed,
             "p50_us": quantile(histogram, 0.5), "p99_us": quantile(histogram, 0.99), "max_us": max(histogram or [0]),
-            "cpu_cores": (cpu_after - cpu_before) / elapsed, "seconds": elapsed}
+            "cpu_cores": (cpu_after - cpu_before) / elapsed, "rss_mib": round(instance_rss_mib(server), 1),
+            "seconds": elapsed}
+
+
+def plot(curve, path):
+    """CPU, memory and the decision p99 against callers: the cost curve."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    callers = [c["campaigns_live"] * CALLERS for c in curve]
+    fig, (cpu, p99) = plt.subplots(1, 2, figsize=(10, 4))
+    cpu.plot(callers, [c["cpu_cores"] for c in curve], marker="o", label="CPU (cores)")
+    cpu.plot(callers, [c["rss_mib"] / 1024 for c in curve], marker="s", label="memory (GiB resident)")
+    cpu.set_xlabel("simulated callers (10 per campaign)")
+    cpu.legend(fontsize=8)
+    p99.plot(callers, [(c["p99_us"] or 0) / 1000 for c in curve], marker="o", label="dialers' decision p99")
+    p99.plot(callers, [c["probe"]["p99"] / 1000 for c in curve], marker="x", linestyle="--", label="bare wake-up p99")
+    p99.axhline(10, color="red", linestyle=":", linewidth=1, label="target")
+    p99.set_xlabel("simulated callers (10 per campaign)")
+    p99.set_ylabel("ms")
+    p99.legend(fontsize=8)
+    fig.suptitle("dialer capacity: cost against callers and campaigns (real time, 2 cores)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def main():
@@ -161,10 +206,14 @@ def main():
         benchlib.api(server, key, auth, "POST", f"/v1/campaigns/{campaigns[0]}/stop")
         print(f"  baseline: 1 campaign, {baseline}")
 
-        for campaign in campaigns[1:]:
-            benchlib.api(server, key, auth, "POST", f"/v1/campaigns/{campaign}/start")
-        loaded = measure(server, key, auth, campaigns[1:], LOADED_S)
-        print(f"  loaded: {len(campaigns) - 1} campaigns, {loaded}")
+        curve, running = [baseline], 0
+        for step in RAMP + [CAMPAIGNS]:
+            for campaign in campaigns[1 + running:1 + step]:
+                benchlib.api(server, key, auth, "POST", f"/v1/campaigns/{campaign}/start")
+            running = step
+            curve.append(measure(server, key, auth, campaigns[1:1 + step], LOADED_S if step == CAMPAIGNS else RAMP_S))
+            print(f"  {step} campaigns: {curve[-1]}")
+        loaded = curve[-1]
     finally:
         server.stop()
 
@@ -191,7 +240,14 @@ def main():
              f"one campaign alone: {baseline['bridges']} bridges over {baseline['seconds']:.0f} s (too few for a stable "
              "p99; shown for its order of magnitude).",
              "Percentiles are histogram bucket upper bounds (at most 19% above the true value).",
-             "The baseline's campaign is stopped before the loaded phase starts its 100."]
+             "The baseline's campaign is stopped before the ramp starts.",
+             "cost against callers (campaigns of 10; CPU cores and resident memory of the whole instance with its "
+             "PostgreSQL, decision p50/p99 us, dials/s): "
+             + "; ".join(f"{c['campaigns_live'] * CALLERS} callers: {c['cpu_cores']:.3f} cores, {c['rss_mib']:.0f} MiB, "
+                         f"p50 {c['p50_us']} / p99 {c['p99_us']} us, {c['dials_per_s']:.1f} dials/s" for c in curve)]
+    benchlib.RESULTS.mkdir(parents=True, exist_ok=True)
+    if plot(curve, benchlib.RESULTS / "capacity.png"):
+        notes.append("![capacity cost curve](capacity.png)")
     benchlib.write_result("capacity", metrics, 1, notes)
 
 
