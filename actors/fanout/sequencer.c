@@ -223,8 +223,13 @@ int sequencer_run(sequencer_t *self)
     /* Another sequencer may have numbered events too: publishing reads events, not what moved here. */
     if (moved >= 0)
         s_publish(self);
+    /* A notification that arrived while a statement ran was read along with its results: the
+     * socket will not turn readable for it, and without this look it would wait for the tick. */
+    bool notified = false;
+    for (PGnotify *n; s_connected(self) && (n = PQnotifies(self->conn)) != NULL; notified = true)
+        PQfreemem(n);
     /* A full last batch means more is waiting: run again as soon as the broker has been served. */
-    int wait = moved < 0 ? SEQUENCER_RECONNECT_MS : moved == SEQUENCER_BATCH ? 0 : SEQUENCER_TICK_MS;
+    int wait = moved < 0 ? SEQUENCER_RECONNECT_MS : moved == SEQUENCER_BATCH || notified ? 0 : SEQUENCER_TICK_MS;
     self->wake_at = zclock_mono() + wait;
     return wait;
 }
