@@ -32,13 +32,18 @@
 #define HTTP_BRIDGE_RCVHWM      100000
 #define HTTP_CORR_COUNTER_MASK  ((UINT64_C(1) << 56) - 1)
 
-typedef struct {
+/* A pending entry: a request's, in its pool, or a call's, malloc'd and freed when it completes or
+ * is cancelled. */
+struct st_http_bridge_call_t {
     uint64_t corr;         /* the table's key points here */
-    h2o_req_t *req;        /* valid while the entry is in the table: dispose takes it out first */
+    h2o_req_t *req;        /* valid while the entry is in the table: dispose takes it out first; NULL for a call */
     http_bridge_t *bridge; /* NULL once out of the table */
     http_bridge_reply_cb cb;
+    http_bridge_call_cb call_cb;
+    void *arg;
     h2o_timeout_entry_t deadline;
-} http_pending_t;
+};
+typedef struct st_http_bridge_call_t http_pending_t;
 
 struct st_http_bridge_t {
     h2o_context_t *ctx;
@@ -88,11 +93,16 @@ static void s_unlink(http_pending_t *p)
  * and with it `p`, so nothing here reads `p` after the call. */
 static void s_complete(http_pending_t *p, http_reply_t *reply)
 {
-    h2o_req_t *req = p->req;
-    http_bridge_reply_cb cb = p->cb;
     reply->corr = p->corr;
     s_unlink(p);
-    cb(req, reply);
+    if (p->req == NULL) {
+        http_bridge_call_cb cb = p->call_cb;
+        void *arg = p->arg;
+        free(p);
+        cb(arg, reply);
+        return;
+    }
+    p->cb(p->req, reply);
 }
 
 static void on_pending_dispose(void *_p)
@@ -217,33 +227,76 @@ static void s_flush(http_bridge_t *self)
     brk_batch_clear(self->outbox);
 }
 
-int http_bridge_send(http_bridge_t *self, h2o_req_t *req, const char *service, const void *body, size_t size,
-                     http_bridge_reply_cb cb)
+/* Puts the body in the outgoing batch under a new correlation id. 0, or -1 with errno. */
+static int s_enqueue(http_bridge_t *self, const char *service, const void *body, size_t size, uint64_t *corr)
 {
     if (zhashx_size(self->pending) >= self->max_pending) {
         self->stats.refused++;
         errno = ENOSPC;
         return -1;
     }
-    uint64_t corr = ((uint64_t)self->thread_index << 56) | (++self->counter & HTTP_CORR_COUNTER_MASK);
-    if (brk_batch_add(self->outbox, service, corr, body, size) != 0) {
+    *corr = ((uint64_t)self->thread_index << 56) | (++self->counter & HTTP_CORR_COUNTER_MASK);
+    if (brk_batch_add(self->outbox, service, *corr, body, size) != 0) {
         if (errno != EXDEV && errno != ENOSPC)
             return -1;
         /* The batch is for another service or full: send it and start a new one. */
         s_flush(self);
-        if (brk_batch_add(self->outbox, service, corr, body, size) != 0)
+        if (brk_batch_add(self->outbox, service, *corr, body, size) != 0)
             return -1;
     }
-    /* The memory is the request's and goes with it, which is what makes a vanished client safe:
-     * its entry leaves the table, and a reply for it is dropped as late. */
-    http_pending_t *p = h2o_mem_alloc_shared(&req->pool, sizeof(*p), on_pending_dispose);
-    *p = (http_pending_t){.corr = corr, .req = req, .bridge = self, .cb = cb};
+    return 0;
+}
+
+static void s_track(http_bridge_t *self, http_pending_t *p)
+{
+    p->bridge = self;
     p->deadline.cb = on_deadline;
     zhashx_insert(self->pending, &p->corr, p);
     h2o_timeout_link(self->ctx->loop, &self->timeout, &p->deadline);
     self->stats.sent++;
     s_schedule_drain(self);
+}
+
+int http_bridge_send(http_bridge_t *self, h2o_req_t *req, const char *service, const void *body, size_t size,
+                     http_bridge_reply_cb cb)
+{
+    uint64_t corr;
+    if (s_enqueue(self, service, body, size, &corr) != 0)
+        return -1;
+    /* The memory is the request's and goes with it, which is what makes a vanished client safe:
+     * its entry leaves the table, and a reply for it is dropped as late. */
+    http_pending_t *p = h2o_mem_alloc_shared(&req->pool, sizeof(*p), on_pending_dispose);
+    *p = (http_pending_t){.corr = corr, .req = req, .cb = cb};
+    s_track(self, p);
     return 0;
+}
+
+http_bridge_call_t *http_bridge_call(http_bridge_t *self, const char *service, const void *body, size_t size,
+                                     http_bridge_call_cb cb, void *arg)
+{
+    /* Allocated first: a body already in the batch cannot be taken back. */
+    http_pending_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (s_enqueue(self, service, body, size, &p->corr) != 0) {
+        free(p);
+        return NULL;
+    }
+    p->call_cb = cb;
+    p->arg = arg;
+    s_track(self, p);
+    return p;
+}
+
+void http_bridge_cancel(http_bridge_call_t *call)
+{
+    if (call == NULL)
+        return;
+    call->bridge->stats.gone++;
+    s_unlink(call);
+    free(call);
 }
 
 static void s_on_reply(void *arg, uint64_t corr, brk_status_t status, const void *body, size_t size)

@@ -12,6 +12,10 @@
  *     later finds no entry and is dropped and counted.
  * So the callback is the only place a relayed request is answered, and nothing ever touches an
  * h2o_req_t that h2o has freed.
+ *
+ * A call (http_bridge_call) is the same for an owner that is no request: an event stream, whose
+ * request is gone once it became a WebSocket. Its entry is the bridge's; the owner cancels it when
+ * it goes, which takes the place of the pool's dispose hook.
  */
 #ifndef IMPACT_HTTP_BRIDGE_H
 #define IMPACT_HTTP_BRIDGE_H
@@ -66,6 +70,23 @@ void http_bridge_destroy(http_bridge_t **self_p);
  */
 int http_bridge_send(http_bridge_t *self, h2o_req_t *req, const char *service, const void *body, size_t size,
                      http_bridge_reply_cb cb);
+
+typedef struct st_http_bridge_call_t http_bridge_call_t;
+
+/** Called once per call that was not cancelled; the call is freed before. */
+typedef void (*http_bridge_call_cb)(void *arg, const http_reply_t *reply);
+
+/**
+ * As http_bridge_send, for an owner that is not a request: the answer goes to cb(arg), unless
+ * http_bridge_cancel comes first.
+ * @return the call, valid until its callback runs or it is cancelled; NULL with errno as
+ * http_bridge_send (or ENOMEM)
+ */
+http_bridge_call_t *http_bridge_call(http_bridge_t *self, const char *service, const void *body, size_t size,
+                                     http_bridge_call_cb cb, void *arg);
+
+/** Withdraws a call whose answer is no longer wanted: a reply that comes later is dropped as late. */
+void http_bridge_cancel(http_bridge_call_t *call);
 
 /** Sends the outgoing batch, then delivers every reply waiting on the socket (bounded per call;
  *  the rest are scheduled). */
