@@ -520,14 +520,32 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-/* Relays m; a failure to send is answered with a problem when `answer`, else only returned. */
-static int s_relay(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb, int answer)
+/* m (request id and base URL set) as the message for the service its path routes to. 0, or -1
+ * (EINVAL) when no service serves the path or the message cannot be encoded. */
+static int s_encode(msg_api_request_t *m, char *service, size_t size, msgpack_sbuffer *sb)
+{
+    if (s_route(h2o_iovec_init(m->path.ptr, m->path.len), service, size) != 0 || msg_api_request_encode(m, sb) != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+void http_api_refuse(h2o_req_t *req, int err)
+{
+    if (err == EINVAL)
+        http_problem_send(req, 400, "bad-request", "Bad Request", "the request cannot be relayed");
+    else if (err == EAGAIN || err == ENOSPC)
+        http_problem_send(req, 503, "overloaded", "Service Unavailable", "too many requests in flight");
+    else
+        http_problem_send(req, 500, "internal-error", "Internal Server Error", "the request could not be relayed");
+}
+
+int http_api_send(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb)
 {
     http_thread_t *thread = http_thread_of(req);
-    char service[SERVICE_MAX];
-    int routed = s_route(h2o_iovec_init(m->path.ptr, m->path.len), service, sizeof(service));
+    char service[SERVICE_MAX], base_url[HTTP_REQUEST_LIMIT_base_url + 1];
     h2o_iovec_t id = http_request_id(req);
-    char base_url[HTTP_REQUEST_LIMIT_base_url + 1];
     m->request_id = (msg_str_t){id.base, (uint32_t)id.len};
     if (http_base_url(req, base_url, sizeof(base_url)) == 0) {
         m->base_url = msg_str(base_url);
@@ -535,38 +553,37 @@ static int s_relay(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb
     }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    if (routed != 0 || msg_api_request_encode(m, &sb) != 0) {
-        msgpack_sbuffer_destroy(&sb);
-        if (answer)
-            http_problem_send(req, 400, "bad-request", "Bad Request", "the request cannot be relayed");
-        return -1;
-    }
-    int rc = http_bridge_send(thread->bridge, req, service, sb.data, sb.size, cb);
-    int send_errno = errno;
-    msgpack_sbuffer_destroy(&sb);
-    if (rc != 0) {
+    int rc = s_encode(m, service, sizeof(service), &sb), err = errno;
+    if (rc == 0 && (rc = http_bridge_send(thread->bridge, req, service, sb.data, sb.size, cb)) != 0) {
+        err = errno;
         char ctx[48];
         s_ctx(req, ctx, sizeof(ctx));
-        log_line(LOG_LEVEL_WARN, ctx, "cannot relay to %s: %s", service, strerror(send_errno));
-        if (!answer)
-            return -1;
-        if (send_errno == EAGAIN || send_errno == ENOSPC)
-            http_problem_send(req, 503, "overloaded", "Service Unavailable", "too many requests in flight");
-        else
-            http_problem_send(req, 500, "internal-error", "Internal Server Error", "the request could not be relayed");
-        return -1;
+        log_line(LOG_LEVEL_WARN, ctx, "cannot relay to %s: %s", service, strerror(err));
     }
-    return 0;
+    msgpack_sbuffer_destroy(&sb);
+    if (rc != 0)
+        http_api_refuse(req, err);
+    return rc;
 }
 
-int http_api_send(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb)
+http_bridge_call_t *http_api_call(http_thread_t *thread, msg_api_request_t *m, http_bridge_call_cb cb, void *arg)
 {
-    return s_relay(req, m, cb, 1);
-}
-
-int http_api_send_started(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb)
-{
-    return s_relay(req, m, cb, 0);
+    char service[SERVICE_MAX];
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    http_bridge_call_t *call = NULL;
+    int err = 0;
+    if (s_encode(m, service, sizeof(service), &sb) != 0) {
+        err = errno;
+    } else if ((call = http_bridge_call(thread->bridge, service, sb.data, sb.size, cb, arg)) == NULL) {
+        err = errno;
+        char ctx[48];
+        snprintf(ctx, sizeof(ctx), "req=%.*s", (int)m->request_id.len, m->request_id.ptr);
+        log_line(LOG_LEVEL_WARN, ctx, "cannot relay to %s: %s", service, strerror(err));
+    }
+    msgpack_sbuffer_destroy(&sb);
+    errno = err;
+    return call;
 }
 
 void http_api_register(h2o_pathconf_t *pathconf)

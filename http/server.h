@@ -81,11 +81,15 @@ int http_api_collect(h2o_req_t *req, msg_api_request_t *m);
  */
 int http_api_send(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb);
 
+/** Answers `req` with the problem for a relay that failed with `err` (errno of http_api_call). */
+void http_api_refuse(h2o_req_t *req, int err);
+
 /**
- * As http_api_send, for a request whose response has already started (an event stream reading
- * the events API): a failure to send is only logged and returned, as no problem can be sent. 0 or -1.
+ * Relays `m` (method, path, headers, query, body, request id and base URL all set: there may be no
+ * request any more: an event stream's reads outlive it) on `thread`'s bridge; the
+ * answer goes to cb(arg). The call, or NULL with errno (logged).
  */
-int http_api_send_started(h2o_req_t *req, msg_api_request_t *m, http_bridge_reply_cb cb);
+http_bridge_call_t *http_api_call(http_thread_t *thread, msg_api_request_t *m, http_bridge_call_cb cb, void *arg);
 
 /** The relay's answer: the actor's response written out, or the problem for a broker failure. */
 void http_api_on_reply(h2o_req_t *req, const http_reply_t *reply);
@@ -125,7 +129,7 @@ int http_stream_thread_init(h2o_context_t *ctx, const char *endpoint);
 /** Reads what waits on the subscriber: the safety net for ZMQ_FD's edge, like http_bridge_drain. */
 void http_stream_thread_run(void);
 
-/** Closes the calling thread's subscriber and forgets its streams (their requests are gone or going). */
+/** Closes the calling thread's subscriber and frees its streams (their requests are gone or going). */
 void http_stream_thread_dispose(void);
 
 /** Registers GET /v1/health (health.c). */

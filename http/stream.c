@@ -1,7 +1,8 @@
 /*
- * GET /v1/events/stream: Server-Sent Events of the account's events, live (http/README.md,
- * docs/api.md "Event streams"); GET /v1/caller_session/events/stream: a caller's own events, the
- * same way, authenticated by their session (docs/caller-api.md), which it keeps alive.
+ * GET /v1/events/stream: the account's events, live (http/README.md, docs/api.md "Event
+ * streams"); GET /v1/caller_session/events/stream: a caller's own events, the same way,
+ * authenticated by their session (docs/caller-api.md), which it keeps alive. Each is written as
+ * Server-Sent Events (sse.c); nothing here depends on that framing (stream.h).
  *
  * Each event-loop thread SUBscribes to the fan-out process's publisher (actors/fanout/sequencer.h)
  * from inside its own loop, the way bridge.c watches its DEALER, so an event reaches the streams
@@ -15,14 +16,16 @@
  * stream of the thread then catches up from the database through the events API (GET /v1/events
  * with its own credentials and filters, relayed to the store like every request), buffering live
  * events meanwhile, and delivers the buffered ones above what the database gave. A new stream
- * does the same from its Last-Event-ID: it is registered (buffering) before its first read, so
+ * does the same from its resume point: it is registered (buffering) before its first read, so
  * what commits between the read and the first live event is in one or the other, and duplicates
  * are dropped by id.
  *
- * Slow consumers: output waits for h2o's proceed callback, so events queue per stream. Past
- * STREAM_QUEUE_EVENTS events or STREAM_QUEUE_BYTES bytes the queue is dropped and the stream ends
- * with `event: overflow` and the last id handed to the connection; the client resumes from it.
- * Nothing else waits for a slow stream.
+ * Reads are made with copies of the client's credentials and query, taken when the stream is
+ * made, so they need nothing of the request once the stream has started.
+ *
+ * Slow consumers: events wait for the connection in the writer's queue. Past STREAM_QUEUE_EVENTS
+ * events or STREAM_QUEUE_BYTES bytes waiting the writer overflows: the client is told the last id
+ * it was handed, to resume from, and the stream ends. Nothing else waits for a slow stream.
  */
 #include <czmq.h>
 #include <errno.h>
@@ -38,39 +41,49 @@
 #include "common/urlform.h"
 #include "http/problem.h"
 #include "http/server.h"
+#include "http/stream.h"
 
 /* A stream's queue holds a few of the sequencer's batches (SEQUENCER_BATCH events arrive at once). */
 #define STREAM_QUEUE_EVENTS 4096
 #define STREAM_QUEUE_BYTES  (4 * 1024 * 1024)
 #define STREAM_HEARTBEAT_MS 15000
-#define STREAM_RETRY_MS     2000
 #define STREAM_PAGE         100 /* the events API's largest page */
 #define STREAM_TYPES_MAX    16
 #define STREAM_DRAIN_BATCH  256
 #define STREAM_SUB_RCVHWM   100000
 #define STREAM_QUERY_MAX    2048
 #define STREAM_BASE_MAX     300
-#define STREAM_RENDER_CACHE 8 /* distinct link bases rendered once per event and thread */
-#define STREAM_KEEP_BUFFER  16384 /* a written output buffer up to this size is reused */
+#define STREAM_ID_MAX       32 /* a request id (http_request_id: 24 hex digits) */
+#define STREAM_RENDER_CACHE 8  /* distinct link bases and framings rendered once per event and thread */
 
 typedef enum { PHASE_CATCHUP, PHASE_LIVE, PHASE_CLOSING } stream_phase_t;
 
 typedef struct {
     int64_t id;
-    char *text; /* the whole SSE event */
+    char *text; /* the framed event */
     size_t len;
 } queued_t;
 
 typedef struct {
+    const http_stream_writer_t *writer;
     char base[STREAM_BASE_MAX];
     char *text; /* NULL: could not be rendered */
     size_t len;
 } rendered_t;
 
+/* In the request's pool until the stream starts: the request owns the stream until then. */
 typedef struct {
-    h2o_generator_t generator; /* first: h2o hands it back to the callbacks */
-    h2o_linklist_t link;       /* in the thread's hub */
-    h2o_req_t *req;
+    http_stream_t *st; /* NULL once started or destroyed */
+} stream_anchor_t;
+
+struct st_http_stream_t {
+    h2o_linklist_t link; /* in the thread's hub, from creation to destruction */
+    const http_stream_writer_t *writer;
+    void *w; /* the writer's, once started */
+    http_thread_t *thread;
+    h2o_req_t *req;           /* until started */
+    stream_anchor_t *anchor;  /* until started */
+    http_bridge_call_t *call; /* the read in flight */
     h2o_timeout_entry_t heartbeat;
     int64_t account_id, campaign_id, caller_id; /* 0: no filter */
     int of_caller;                              /* a caller's own stream (GET /v1/caller_session/events/stream) */
@@ -78,25 +91,19 @@ typedef struct {
     char types[STREAM_TYPES_MAX][EVENTS_PUB_TYPE_MAX + 1];
     size_t num_types;
     char base[STREAM_BASE_MAX];
-    h2o_iovec_t query; /* the client's query, copied into the pool, forwarded with every read */
+    char request_id[STREAM_ID_MAX];
+    msg_pairs_t headers; /* the client's forwarded headers, pointing into `kept` */
+    h2o_iovec_t query;   /* the client's query, in `kept`, forwarded with every read */
+    char *kept;
     stream_phase_t phase;
-    int started;      /* the response's head is out */
+    int started;      /* the writer has the stream */
+    int overflowed;   /* overflowed before it started: the writer says so first thing */
     int newest_first; /* the first read asks for the latest event only: no replay */
-    int fetching;     /* a read of the events API is in flight */
     int again;        /* a gap was seen during the read: read once more before going live */
     int64_t last_id;  /* the last event queued for the client (or, before any, where it starts) */
-    int64_t sent_id;  /* the last event handed to the connection */
     queued_t *live;   /* live events held while catching up */
     size_t num_live, cap_live, live_bytes;
-    char *out; /* SSE text waiting for the connection */
-    size_t out_len, out_cap, out_events;
-    int64_t out_last;
-    char *fly; /* SSE text handed to h2o_send, until proceed */
-    size_t fly_cap;
-    int sending;
-    int final;   /* the last send was the end */
-    int stopped; /* h2o stopped the response (the client left): nothing more may be sent */
-} stream_t;
+};
 
 typedef struct {
     h2o_context_t *ctx;
@@ -112,29 +119,16 @@ typedef struct {
 
 static _Thread_local stream_hub_t *s_hub;
 
-static void s_fetch(stream_t *st);
-static void s_flush(stream_t *st);
+static void s_fetch(http_stream_t *st);
 
-/* ---- output ---------------------------------------------------------------------------------- */
+/* ---- the stream ------------------------------------------------------------------------------ */
 
-static int s_out_append(stream_t *st, const char *text, size_t len)
+int64_t http_stream_account(const http_stream_t *st)
 {
-    if (st->out_len + len > st->out_cap) {
-        size_t cap = st->out_cap ? st->out_cap : 4096;
-        while (cap < st->out_len + len)
-            cap *= 2;
-        char *p = realloc(st->out, cap);
-        if (p == NULL)
-            return -1;
-        st->out = p;
-        st->out_cap = cap;
-    }
-    memcpy(st->out + st->out_len, text, len);
-    st->out_len += len;
-    return 0;
+    return st->account_id;
 }
 
-static void s_drop_live(stream_t *st)
+static void s_drop_live(http_stream_t *st)
 {
     for (size_t i = 0; i < st->num_live; i++)
         free(st->live[i].text);
@@ -142,117 +136,145 @@ static void s_drop_live(stream_t *st)
     st->live_bytes = 0;
 }
 
-/* The end of the stream: whatever is queued is dropped, the client is told where to resume. */
-static void s_overflow(stream_t *st)
+void http_stream_stop(http_stream_t *st)
 {
-    char text[128];
-    int n = snprintf(text, sizeof(text), "event: overflow\ndata: {\"resume_after\": %" PRId64 "}\n\n", st->sent_id);
+    st->phase = PHASE_CLOSING;
     s_drop_live(st);
-    st->out_len = 0;
-    st->out_events = 0;
-    st->phase = PHASE_CLOSING;
-    s_out_append(st, text, (size_t)n);
-    log_info("event stream of account %" PRId64 " overflowed after event %" PRId64 ": closed", st->account_id, st->sent_id);
-    s_flush(st);
+    http_bridge_cancel(st->call);
+    st->call = NULL;
 }
 
-static int s_over_bounds(const stream_t *st, size_t more_bytes)
+void http_stream_destroy(http_stream_t *st)
 {
-    return st->out_events + st->num_live + 1 > STREAM_QUEUE_EVENTS ||
-           st->out_len + st->live_bytes + more_bytes > STREAM_QUEUE_BYTES;
-}
-
-/* Queues one event's text for the client, in order; the overflow when the queue is full. */
-static void s_queue(stream_t *st, int64_t id, const char *text, size_t len)
-{
-    if (st->phase == PHASE_CLOSING || id <= st->last_id)
-        return;
-    if (s_over_bounds(st, len) || s_out_append(st, text, len) != 0) {
-        s_overflow(st);
-        return;
-    }
-    st->out_events++;
-    st->out_last = id;
-    st->last_id = id;
-}
-
-static void s_flush(stream_t *st)
-{
-    if (!st->started || st->stopped || st->sending || st->final || st->out_len == 0)
-        return;
-    st->fly = st->out;
-    st->fly_cap = st->out_cap;
-    h2o_iovec_t buf = h2o_iovec_init(st->fly, st->out_len);
-    st->out = NULL;
-    st->out_len = st->out_cap = 0;
-    if (st->out_events)
-        st->sent_id = st->out_last;
-    st->out_events = 0;
-    st->sending = 1;
-    st->final = st->phase == PHASE_CLOSING;
-    h2o_send(st->req, &buf, 1, st->final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
-}
-
-static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
-{
-    stream_t *st = (stream_t *)generator;
-    /* The buffer just written is the next one filled. Allocating one per stream per event and
-     * freeing it after the write made glibc hand the pages back to the kernel (madvise, with a
-     * TLB shootdown on every core) and fault them in again: a third of the HTTP threads' time in
-     * a wide fan-out. One that grew for a burst is let go. */
-    if (st->out == NULL && st->fly_cap <= STREAM_KEEP_BUFFER) {
-        st->out = st->fly;
-        st->out_cap = st->fly_cap;
-        st->out_len = 0;
-    } else {
-        free(st->fly);
-    }
-    st->fly = NULL;
-    st->sending = 0;
-    s_flush(st);
-}
-
-static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
-{
-    stream_t *st = (stream_t *)generator;
-    st->phase = PHASE_CLOSING;
-    st->stopped = 1;
-}
-
-static void s_touch(stream_t *st);
-
-static void on_heartbeat(h2o_timeout_entry_t *entry)
-{
-    stream_t *st = H2O_STRUCT_FROM_MEMBER(stream_t, heartbeat, entry);
-    if (st->of_caller)
-        s_touch(st);
-    if (st->phase != PHASE_CLOSING && !st->sending && st->out_len == 0) {
-        static const char comment[] = ": keep-alive\n\n";
-        s_out_append(st, comment, sizeof(comment) - 1);
-        s_flush(st);
-    }
-    h2o_timeout_link(s_hub->ctx->loop, &s_hub->heartbeat, &st->heartbeat);
-}
-
-/* The pool is going: the client left or the response ended. */
-static void on_stream_dispose(void *p)
-{
-    stream_t *st = p;
+    if (st->anchor)
+        st->anchor->st = NULL;
     if (h2o_linklist_is_linked(&st->link))
         h2o_linklist_unlink(&st->link);
     if (h2o_timeout_is_linked(&st->heartbeat))
         h2o_timeout_unlink(&st->heartbeat);
-    s_drop_live(st);
+    http_stream_stop(st);
     free(st->live);
-    free(st->out);
-    free(st->fly);
+    free(st->kept);
+    if (st->w)
+        st->writer->dispose(st->w);
+    free(st);
+}
+
+/* The client left before the stream started. */
+static void on_anchor_dispose(void *p)
+{
+    stream_anchor_t *anchor = p;
+    if (anchor->st)
+        http_stream_destroy(anchor->st);
+}
+
+/* Before the stream started: frees it and answers its request (`answer` does). */
+static h2o_req_t *s_abandon(http_stream_t *st)
+{
+    h2o_req_t *req = st->req;
+    http_stream_destroy(st);
+    return req;
+}
+
+static void s_overflow(http_stream_t *st)
+{
+    s_drop_live(st);
+    st->phase = PHASE_CLOSING;
+    if (!st->started) {
+        st->overflowed = 1;
+        return;
+    }
+    int64_t resume = st->writer->overflow(st->w);
+    log_info("event stream of account %" PRId64 " overflowed after event %" PRId64 ": closed", st->account_id, resume);
+}
+
+static int s_over_bounds(const http_stream_t *st, size_t more_bytes)
+{
+    size_t events = 0, bytes = 0;
+    if (st->started)
+        st->writer->backlog(st->w, &events, &bytes);
+    return events + st->num_live + 1 > STREAM_QUEUE_EVENTS || bytes + st->live_bytes + more_bytes > STREAM_QUEUE_BYTES;
+}
+
+/* Queues one event's text for the client, in order; the overflow when the queue is full. */
+static void s_queue(http_stream_t *st, int64_t id, const char *text, size_t len)
+{
+    if (st->phase == PHASE_CLOSING || id <= st->last_id)
+        return;
+    if (s_over_bounds(st, len) || st->writer->queue(st->w, id, text, len) != 0) {
+        s_overflow(st);
+        return;
+    }
+    st->last_id = id;
+}
+
+static void s_flush(http_stream_t *st)
+{
+    if (st->started)
+        st->writer->flush(st->w);
+}
+
+/* Ends a stream that cannot go on: a started one after what is queued, one not started yet with a
+ * problem document. */
+static void s_end(http_stream_t *st, http_stream_end_t why)
+{
+    if (!st->started) {
+        http_problem_send(s_abandon(st), 500, "internal-error", "Internal Server Error", "the events cannot be read");
+        return;
+    }
+    if (st->phase == PHASE_CLOSING)
+        return;
+    http_stream_stop(st);
+    st->writer->end(st->w, why);
+}
+
+static void s_touch(http_stream_t *st);
+
+static void on_heartbeat(h2o_timeout_entry_t *entry)
+{
+    http_stream_t *st = H2O_STRUCT_FROM_MEMBER(http_stream_t, heartbeat, entry);
+    h2o_timeout_link(s_hub->ctx->loop, &s_hub->heartbeat, &st->heartbeat);
+    if (st->of_caller)
+        s_touch(st);
+    st->writer->keepalive(st->w);
+}
+
+/* The writer takes the stream over from the request. 0, or -1 when it could not (answered). */
+static int s_start(http_stream_t *st)
+{
+    void *w = NULL;
+    if (st->writer->start(st, st->req, st->last_id, &w) != 0) {
+        http_problem_send(s_abandon(st), 500, "internal-error", "Internal Server Error", "the stream cannot be started");
+        return -1;
+    }
+    st->w = w;
+    st->started = 1;
+    st->req = NULL;
+    st->anchor->st = NULL;
+    st->anchor = NULL;
+    st->heartbeat.cb = on_heartbeat;
+    h2o_timeout_link(s_hub->ctx->loop, &s_hub->heartbeat, &st->heartbeat);
+    if (st->overflowed)
+        s_overflow(st);
+    return 0;
 }
 
 /* ---- events --------------------------------------------------------------------------------- */
 
+/* Event types as the catalog writes them; anything else would not frame safely. */
+static int s_is_type(const char *type, size_t len)
+{
+    if (len == 0 || len > EVENTS_PUB_TYPE_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((type[i] >= 'a' && type[i] <= 'z') || (type[i] >= '0' && type[i] <= '9') || type[i] == '.' || type[i] == '_'))
+            return 0;
+    return 1;
+}
+
 /* The document with its own links made absolute under `base` (the scheme and host a client
- * used), as one SSE event. */
-static char *s_render(const char *base, json_t *doc, int64_t id, const char *type, size_t *len)
+ * used), framed by `writer`. */
+static char *s_render(const char *base, const http_stream_writer_t *writer, json_t *doc, int64_t id, const char *type, size_t *len)
 {
     json_t *copy = json_deep_copy(doc);
     if (copy == NULL)
@@ -277,15 +299,12 @@ static char *s_render(const char *base, json_t *doc, int64_t id, const char *typ
     json_decref(copy);
     if (data == NULL)
         return NULL;
-    size_t need = strlen(data) + strlen(type) + 64;
-    char *text = malloc(need);
-    if (text)
-        *len = (size_t)snprintf(text, need, "id: %" PRId64 "\nevent: %s\ndata: %s\n\n", id, type, data);
+    char *text = writer->frame(id, type, data, len);
     free(data);
     return text;
 }
 
-static int s_matches(const stream_t *st, int64_t account, int64_t campaign, int64_t caller, const char *type)
+static int s_matches(const http_stream_t *st, int64_t account, int64_t campaign, int64_t caller, const char *type)
 {
     if (account != st->account_id || (st->campaign_id && campaign != st->campaign_id) || (st->caller_id && caller != st->caller_id))
         return 0;
@@ -299,7 +318,7 @@ static int s_matches(const stream_t *st, int64_t account, int64_t campaign, int6
 
 /* A live event for one stream (its text, shared with the thread's other streams): queued, or
  * a copy held while the stream catches up. */
-static void s_deliver(stream_t *st, int64_t id, const char *shared, size_t len)
+static void s_deliver(http_stream_t *st, int64_t id, const char *shared, size_t len)
 {
     if (st->phase == PHASE_CLOSING)
         return;
@@ -334,7 +353,7 @@ static void s_deliver(stream_t *st, int64_t id, const char *shared, size_t len)
 }
 
 /* Something was missed: every stream reads the database again from what it last queued. */
-static void s_resync(stream_t *st)
+static void s_resync(http_stream_t *st)
 {
     if (st->phase == PHASE_CLOSING)
         return;
@@ -371,11 +390,10 @@ static void s_on_event(stream_hub_t *hub, const unsigned char *header, size_t he
     for (size_t i = tlen; i < EVENTS_PUB_TYPE_MAX; i++)
         if (type[i] != '\0')
             why = "type not NUL-padded";
-    for (size_t i = 0; i < tlen; i++)
-        if (!((type[i] >= 'a' && type[i] <= 'z') || (type[i] >= '0' && type[i] <= '9') || type[i] == '.' || type[i] == '_'))
-            why = "bad type";
-    if (why == NULL && (id <= 0 || account <= 0 || campaign < 0 || caller < 0 || tlen == 0))
-        why = "bad ids or type";
+    if (why == NULL && !s_is_type(type, tlen))
+        why = "bad type";
+    if (why == NULL && (id <= 0 || account <= 0 || campaign < 0 || caller < 0))
+        why = "bad ids";
     if (why)
         goto Error;
     doc = json_loadb(doc_text, doc_len, JSON_REJECT_DUPLICATES, NULL);
@@ -391,29 +409,30 @@ static void s_on_event(stream_hub_t *hub, const unsigned char *header, size_t he
     int gap = hub->last_seen < 0 || id != hub->last_seen + 1;
     hub->last_seen = id;
     /* The text differs between streams only by the base of its links (the scheme and host each
-     * client used), and a thread's clients nearly all share one: each distinct base is rendered
-     * once per event, not once per stream, which was most of the cost of a wide fan-out. */
+     * client used) and its framing, and a thread's clients nearly all share one of each: each distinct pair is rendered once per
+     * event, not once per stream, which was most of the cost of a wide fan-out. */
     rendered_t rendered[STREAM_RENDER_CACHE];
     size_t num_rendered = 0;
     for (h2o_linklist_t *n = hub->streams.next, *next; n != &hub->streams; n = next) {
         next = n->next;
-        stream_t *st = H2O_STRUCT_FROM_MEMBER(stream_t, link, n);
+        http_stream_t *st = H2O_STRUCT_FROM_MEMBER(http_stream_t, link, n);
         if (gap)
             s_resync(st);
         if (!s_matches(st, account, campaign, caller, type))
             continue;
         size_t r = 0;
-        while (r < num_rendered && strcmp(rendered[r].base, st->base) != 0)
+        while (r < num_rendered && (rendered[r].writer != st->writer || strcmp(rendered[r].base, st->base) != 0))
             r++;
         if (r == num_rendered) {
             size_t len = 0;
-            char *text = s_render(st->base, doc, id, type, &len);
+            char *text = s_render(st->base, st->writer, doc, id, type, &len);
             if (r == STREAM_RENDER_CACHE) {
                 s_deliver(st, id, text, len);
                 free(text);
                 continue;
             }
             /* the base is copied: a stream may end while the event is handed out */
+            rendered[r].writer = st->writer;
             memcpy(rendered[r].base, st->base, sizeof(rendered[r].base));
             rendered[r].text = text;
             rendered[r].len = len;
@@ -444,7 +463,7 @@ static void s_on_tick(stream_hub_t *hub, const unsigned char *frame)
     hub->last_seen = id;
     for (h2o_linklist_t *n = hub->streams.next, *next; n != &hub->streams; n = next) {
         next = n->next;
-        s_resync(H2O_STRUCT_FROM_MEMBER(stream_t, link, n));
+        s_resync(H2O_STRUCT_FROM_MEMBER(http_stream_t, link, n));
     }
 }
 
@@ -546,12 +565,8 @@ void http_stream_thread_dispose(void)
     stream_hub_t *hub = s_hub;
     if (hub == NULL)
         return;
-    while (!h2o_linklist_is_empty(&hub->streams)) {
-        stream_t *st = H2O_STRUCT_FROM_MEMBER(stream_t, link, hub->streams.next);
-        h2o_linklist_unlink(&st->link);
-        if (h2o_timeout_is_linked(&st->heartbeat))
-            h2o_timeout_unlink(&st->heartbeat);
-    }
+    while (!h2o_linklist_is_empty(&hub->streams))
+        http_stream_destroy(H2O_STRUCT_FROM_MEMBER(http_stream_t, link, hub->streams.next));
     if (h2o_timeout_is_linked(&hub->drain_later))
         h2o_timeout_unlink(&hub->drain_later);
     if (hub->heartbeat_inited)
@@ -567,81 +582,36 @@ void http_stream_thread_dispose(void)
 
 /* ---- reading the database through the events API --------------------------------------------- */
 
-static stream_t *s_stream_of(h2o_req_t *req)
-{
-    if (s_hub == NULL)
-        return NULL;
-    for (h2o_linklist_t *n = s_hub->streams.next; n != &s_hub->streams; n = n->next) {
-        stream_t *st = H2O_STRUCT_FROM_MEMBER(stream_t, link, n);
-        if (st->req == req)
-            return st;
-    }
-    return NULL;
-}
-
-/* Ends a stream that cannot go on (the store failed): a started one where the client resumes from
- * sent_id, one not started yet with a problem document. */
-static void s_end(stream_t *st)
-{
-    if (!st->started) {
-        h2o_linklist_unlink(&st->link);
-        http_problem_send(st->req, 500, "internal-error", "Internal Server Error", "the events cannot be read");
-        return;
-    }
-    st->phase = PHASE_CLOSING;
-    s_drop_live(st);
-    s_flush(st);
-    if (!st->stopped && !st->sending && !st->final) {
-        st->final = 1;
-        st->sending = 1;
-        h2o_send(st->req, NULL, 0, H2O_SEND_STATE_FINAL);
-    }
-}
-
-static void s_start(stream_t *st)
-{
-    static h2o_generator_t generator = {on_proceed, on_stop};
-    st->generator = generator;
-    http_response_init(st->req, 200);
-    h2o_add_header(&st->req->pool, &st->req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
-    h2o_add_header(&st->req->pool, &st->req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    h2o_start_response(st->req, &st->generator);
-    st->started = 1;
-    char retry[32];
-    int n = snprintf(retry, sizeof(retry), "retry: %d\n\n", STREAM_RETRY_MS);
-    s_out_append(st, retry, (size_t)n);
-    h2o_timeout_link(s_hub->ctx->loop, &s_hub->heartbeat, &st->heartbeat);
-}
-
 /* The events API's page: queued in order; more pages, or the held live events, follow. */
-static void on_fetch_reply(h2o_req_t *req, const http_reply_t *reply)
+static void on_fetch_reply(void *arg, const http_reply_t *reply)
 {
-    stream_t *st = s_stream_of(req);
-    if (st == NULL)
-        return;
-    st->fetching = 0;
+    http_stream_t *st = arg;
+    st->call = NULL;
     msg_api_response_t res = {0};
     char err[160];
-    int ok = reply->kind == HTTP_REPLY_BROKER && reply->status == BRK_STATUS_OK &&
-             msg_api_response_decode(reply->body, reply->size, &res, err, sizeof(err)) == 0 && res.status == 200 && res.has_body;
+    int answered = reply->kind == HTTP_REPLY_BROKER && reply->status == BRK_STATUS_OK &&
+                   msg_api_response_decode(reply->body, reply->size, &res, err, sizeof(err)) == 0;
+    int ok = answered && res.status == 200 && res.has_body;
     if (st->touching) {
         /* Live events went on meanwhile: only the answer matters. A refusal means the session is
          * over; a gap seen meanwhile is read now. */
         st->touching = 0;
         if (!ok) {
             log_info("caller stream of account %" PRId64 ": the session is over; closing", st->account_id);
-            s_end(st);
+            s_end(st, answered ? HTTP_STREAM_END_SESSION : HTTP_STREAM_END_FAILED);
         } else if (st->phase == PHASE_CATCHUP) {
             s_fetch(st);
         }
         return;
     }
+    if (st->started && st->phase == PHASE_CLOSING)
+        return;
     json_t *root = ok ? json_loadb(res.body.ptr, res.body.len, 0, NULL) : NULL;
     json_t *items = json_object_get(root, "items");
     if (!json_is_array(items) || json_array_size(items) > STREAM_PAGE) {
         json_decref(root);
         if (!st->started) {
-            h2o_linklist_unlink(&st->link);
+            h2o_req_t *req = s_abandon(st);
             if (ok)
                 http_problem_send(req, 502, "bad-gateway", "Bad Gateway", "the service sent an unexpected answer");
             else
@@ -650,12 +620,10 @@ static void on_fetch_reply(h2o_req_t *req, const http_reply_t *reply)
         }
         log_warn("event stream of account %" PRId64 ": cannot read the events (%s); closing", st->account_id,
                  ok ? "bad answer" : "store unavailable");
-        s_end(st);
+        s_end(st, HTTP_STREAM_END_FAILED);
         return;
     }
     size_t count = json_array_size(items);
-    if (!st->started)
-        s_start(st);
     if (st->newest_first) {
         /* Live from the latest event: nothing before it is replayed. */
         st->newest_first = 0;
@@ -663,26 +631,29 @@ static void on_fetch_reply(h2o_req_t *req, const http_reply_t *reply)
         if (latest > st->last_id)
             st->last_id = latest;
         count = 0;
-    } else {
-        for (size_t i = 0; i < count && st->phase != PHASE_CLOSING; i++) {
-            json_t *item = json_array_get(items, i);
-            json_int_t id = json_integer_value(json_object_get(item, "id"));
-            const char *type = json_string_value(json_object_get(item, "type"));
-            if (id <= st->last_id || type == NULL || strlen(type) > EVENTS_PUB_TYPE_MAX) {
-                log_warn("event stream: the events API answered out of order at %" PRId64, (int64_t)id);
-                json_decref(root);
-                s_end(st);
-                return;
-            }
-            size_t len;
-            char *text = s_render(st->base, item, id, type, &len);
-            if (text == NULL) {
-                s_overflow(st);
-                break;
-            }
-            s_queue(st, id, text, len);
-            free(text);
+    }
+    if (!st->started && s_start(st) != 0) {
+        json_decref(root);
+        return;
+    }
+    for (size_t i = 0; i < count && st->phase != PHASE_CLOSING; i++) {
+        json_t *item = json_array_get(items, i);
+        json_int_t id = json_integer_value(json_object_get(item, "id"));
+        const char *type = json_string_value(json_object_get(item, "type"));
+        if (id <= st->last_id || type == NULL || !s_is_type(type, strlen(type))) {
+            log_warn("event stream: the events API answered out of order at %" PRId64, (int64_t)id);
+            json_decref(root);
+            s_end(st, HTTP_STREAM_END_FAILED);
+            return;
         }
+        size_t len;
+        char *text = s_render(st->base, st->writer, item, id, type, &len);
+        if (text == NULL) {
+            s_overflow(st);
+            break;
+        }
+        s_queue(st, id, text, len);
+        free(text);
     }
     json_decref(root);
     if (st->phase == PHASE_CLOSING) {
@@ -710,23 +681,24 @@ static void on_fetch_reply(h2o_req_t *req, const http_reply_t *reply)
  * flowing during the read: holding them, as a gap's catch-up must, would stall every caller's
  * screen at once each time their keep-alives come due together.
  */
-static void s_touch(stream_t *st)
+static void s_touch(http_stream_t *st)
 {
-    if (st->phase != PHASE_LIVE || st->fetching)
+    if (st->phase != PHASE_LIVE || st->call != NULL)
         return;
     st->touching = 1;
     st->newest_first = 1;
     s_fetch(st);
     st->newest_first = 0;
-    if (!st->fetching)
+    if (st->call == NULL)
         st->touching = 0;
 }
 
 /* Asks the events API for what follows last_id (or, the first time without a cursor, for the
- * latest event), with the client's credentials and filters. */
-static void s_fetch(stream_t *st)
+ * latest event), with the client's credentials and filters. Before the stream started, a failure
+ * to ask answers the request and frees the stream. */
+static void s_fetch(http_stream_t *st)
 {
-    if (st->fetching)
+    if (st->call != NULL)
         return;
     char query[STREAM_QUERY_MAX + 64];
     if (st->newest_first)
@@ -737,29 +709,23 @@ static void s_fetch(stream_t *st)
     size_t len = strlen(query);
     if (len && query[len - 1] == '&')
         query[--len] = '\0';
-    char *q = h2o_mem_alloc_pool(&st->req->pool, len + 1);
-    memcpy(q, query, len + 1);
     msg_api_request_t m = {0};
-    if (http_api_collect(st->req, &m) != 0) {
-        /* on_req collected the same headers before: only a started stream can get here */
-        s_end(st);
-        return;
-    }
     m.method = msg_str("GET");
     m.path = msg_str(st->of_caller ? "/v1/caller_session/events" : "/v1/events");
-    m.query = (msg_str_t){q, (uint32_t)len};
+    m.query = (msg_str_t){query, (uint32_t)len};
     m.has_query = true;
-    m.has_body = false;
-    st->fetching = 1;
-    if (!st->started) {
-        if (http_api_send(st->req, &m, on_fetch_reply) != 0) {
-            h2o_linklist_unlink(&st->link); /* answered there */
-            st->fetching = 0;
-        }
-    } else if (http_api_send_started(st->req, &m, on_fetch_reply) != 0) {
-        st->fetching = 0;
-        s_end(st); /* the client resumes from what it got */
-    }
+    m.headers = st->headers;
+    m.has_headers = st->headers.count > 0;
+    m.request_id = msg_str(st->request_id);
+    m.base_url = msg_str(st->base);
+    m.has_base_url = st->base[0] != '\0';
+    if ((st->call = http_api_call(st->thread, &m, on_fetch_reply, st)) != NULL)
+        return;
+    int err = errno;
+    if (!st->started)
+        http_api_refuse(s_abandon(st), err);
+    else
+        s_end(st, HTTP_STREAM_END_FAILED); /* the client resumes from what it got */
 }
 
 /* ---- the request ----------------------------------------------------------------------------- */
@@ -855,6 +821,46 @@ static int s_args(h2o_req_t *req, h2o_iovec_t query, int of_caller, stream_args_
     return 0;
 }
 
+static h2o_iovec_t s_query(h2o_req_t *req)
+{
+    return req->query_at < req->path.len ? h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)
+                                         : h2o_iovec_init(NULL, 0);
+}
+
+/* Copies what every read needs from the request. 0 or -1. */
+static int s_keep(http_stream_t *st, h2o_req_t *req)
+{
+    msg_api_request_t m = {0};
+    if (http_api_collect(req, &m) != 0)
+        return -1;
+    h2o_iovec_t query = s_query(req);
+    size_t size = query.len;
+    for (uint32_t i = 0; i < m.headers.count; i++)
+        size += m.headers.name[i].len + m.headers.value[i].len;
+    if ((st->kept = malloc(size + 1)) == NULL)
+        return -1;
+    char *at = st->kept;
+    for (uint32_t i = 0; i < m.headers.count; i++) {
+        msg_str_t *name = &m.headers.name[i], *value = &m.headers.value[i];
+        memcpy(at, name->ptr, name->len);
+        st->headers.name[i] = (msg_str_t){at, name->len};
+        at += name->len;
+        if (value->len)
+            memcpy(at, value->ptr, value->len);
+        st->headers.value[i] = (msg_str_t){at, value->len};
+        at += value->len;
+    }
+    st->headers.count = m.headers.count;
+    if (query.len)
+        memcpy(at, query.base, query.len);
+    st->query = h2o_iovec_init(at, query.len);
+    h2o_iovec_t id = http_request_id(req);
+    snprintf(st->request_id, sizeof(st->request_id), "%.*s", (int)id.len, id.base);
+    if (http_base_url(req, st->base, sizeof(st->base)) != 0)
+        st->base[0] = '\0';
+    return 0;
+}
+
 /* The store's answer to GET /v1 (or, for a caller, GET /v1/caller_session) on the client's
  * behalf: its account (and caller), then the first read. */
 static void s_on_auth(h2o_req_t *req, const http_reply_t *reply, int of_caller)
@@ -871,29 +877,32 @@ static void s_on_auth(h2o_req_t *req, const http_reply_t *reply, int of_caller)
                                       : json_integer_value(json_object_get(json_object_get(root, "account"), "id"));
     json_int_t own_caller = json_integer_value(json_object_get(json_object_get(root, "caller"), "id"));
     json_decref(root);
-    h2o_iovec_t query = req->query_at < req->path.len
-                            ? h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)
-                            : h2o_iovec_init(NULL, 0);
     if (account_id <= 0 || (of_caller && own_caller <= 0) || s_hub == NULL) {
         http_problem_send(req, 502, "bad-gateway", "Bad Gateway", "the service sent an unexpected answer");
         return;
     }
     stream_args_t a;
-    if (s_args(req, query, of_caller, &a) != 0) /* parsed again into `a`: they were checked before */
+    if (s_args(req, s_query(req), of_caller, &a) != 0) /* parsed again into `a`: they were checked before */
         return;
-    stream_t *st = h2o_mem_alloc_shared(&req->pool, sizeof(*st), on_stream_dispose);
-    memset(st, 0, sizeof(*st));
+    http_stream_t *st = calloc(1, sizeof(*st));
+    if (st == NULL || s_keep(st, req) != 0) {
+        if (st)
+            free(st->kept);
+        free(st);
+        http_problem_send(req, 500, "internal-error", "Internal Server Error", "the stream cannot be made");
+        return;
+    }
+    st->writer = &http_sse_writer;
+    st->thread = http_thread_of(req);
     st->req = req;
-    st->heartbeat.cb = on_heartbeat;
+    st->anchor = h2o_mem_alloc_shared(&req->pool, sizeof(*st->anchor), on_anchor_dispose);
+    st->anchor->st = st;
     st->account_id = account_id;
     st->campaign_id = a.campaign_id;
     st->caller_id = of_caller ? own_caller : a.caller_id;
     st->of_caller = of_caller;
     st->num_types = a.num_types;
     memcpy(st->types, a.types, sizeof(a.types));
-    if (http_base_url(req, st->base, sizeof(st->base)) != 0)
-        st->base[0] = '\0';
-    st->query = query;
     st->newest_first = a.after < 0;
     st->last_id = a.after < 0 ? 0 : a.after;
     st->phase = PHASE_CATCHUP;
@@ -919,14 +928,12 @@ void http_stream_serve(h2o_req_t *req, msg_api_request_t *m, int of_caller)
         http_problem_send(req, 405, "method-not-allowed", "Method Not Allowed", "an event stream is read with GET");
         return;
     }
-    h2o_iovec_t query = req->query_at < req->path.len
-                            ? h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)
-                            : h2o_iovec_init(NULL, 0);
-    stream_args_t a;
+    h2o_iovec_t query = s_query(req);
     if (query.len > STREAM_QUERY_MAX) {
         http_problem_send(req, 414, "uri-too-long", "URI Too Long", "the query string is too long");
         return;
     }
+    stream_args_t a;
     if (s_args(req, query, of_caller, &a) != 0)
         return;
     m->method = msg_str("GET");
