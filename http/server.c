@@ -397,6 +397,7 @@ static void s_thread_shutdown(http_thread_t *thread)
         thread->listeners[i].sock = NULL;
     }
     h2o_context_request_shutdown(&thread->ctx);
+    http_stream_thread_shutdown();
 
     uint64_t grace_end = h2o_now(loop) + thread->settings->shutdown_grace_ms;
     while (http_bridge_pending(thread->bridge) != 0 && h2o_now(loop) < grace_end)

@@ -86,7 +86,7 @@ void http_api_refuse(h2o_req_t *req, int err);
 
 /**
  * Relays `m` (method, path, headers, query, body, request id and base URL all set: there may be no
- * request any more: an event stream's reads outlive it) on `thread`'s bridge; the
+ * request any more, as for an event stream that became a WebSocket) on `thread`'s bridge; the
  * answer goes to cb(arg). The call, or NULL with errno (logged).
  */
 http_bridge_call_t *http_api_call(http_thread_t *thread, msg_api_request_t *m, http_bridge_call_cb cb, void *arg);
@@ -116,8 +116,8 @@ char *http_negotiate(h2o_req_t *req, h2o_iovec_t *body);
 void http_app_register(h2o_hostconf_t *host, const char *app_dir);
 
 /** Serves GET /v1/events/stream, or with `of_caller` GET /v1/caller_session/events/stream (a
- *  caller's own events, by their session's token or cookie) (stream.c); m holds the collected
- *  headers and query. */
+ *  caller's own events, by their session's token or cookie), as Server-Sent Events or, to an
+ *  HTTP/1.1 WebSocket handshake, as a WebSocket (stream.c); m holds the collected headers and query. */
 void http_stream_serve(h2o_req_t *req, msg_api_request_t *m, int of_caller);
 
 /**
@@ -128,6 +128,10 @@ int http_stream_thread_init(h2o_context_t *ctx, const char *endpoint);
 
 /** Reads what waits on the subscriber: the safety net for ZMQ_FD's edge, like http_bridge_drain. */
 void http_stream_thread_run(void);
+
+/** The server is stopping: WebSocket streams are closed with 1001 (going away); SSE streams are
+ *  left to the connections' shutdown. */
+void http_stream_thread_shutdown(void);
 
 /** Closes the calling thread's subscriber and frees its streams (their requests are gone or going). */
 void http_stream_thread_dispose(void);

@@ -2,7 +2,8 @@
  * GET /v1/events/stream: the account's events, live (http/README.md, docs/api.md "Event
  * streams"); GET /v1/caller_session/events/stream: a caller's own events, the same way,
  * authenticated by their session (docs/caller-api.md), which it keeps alive. Each is written as
- * Server-Sent Events (sse.c); nothing here depends on that framing (stream.h).
+ * Server-Sent Events (sse.c) or, to an HTTP/1.1 WebSocket handshake, as WebSocket messages
+ * (websocket.c); everything here is the same for both (stream.h).
  *
  * Each event-loop thread SUBscribes to the fan-out process's publisher (actors/fanout/sequencer.h)
  * from inside its own loop, the way bridge.c watches its DEALER, so an event reaches the streams
@@ -21,7 +22,7 @@
  * are dropped by id.
  *
  * Reads are made with copies of the client's credentials and query, taken when the stream is
- * made, so they need nothing of the request once the stream has started.
+ * made: a WebSocket's request is gone once the connection is upgraded.
  *
  * Slow consumers: events wait for the connection in the writer's queue. Past STREAM_QUEUE_EVENTS
  * events or STREAM_QUEUE_BYTES bytes waiting the writer overflows: the client is told the last id
@@ -30,6 +31,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <h2o/websocket.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -409,8 +411,9 @@ static void s_on_event(stream_hub_t *hub, const unsigned char *header, size_t he
     int gap = hub->last_seen < 0 || id != hub->last_seen + 1;
     hub->last_seen = id;
     /* The text differs between streams only by the base of its links (the scheme and host each
-     * client used) and its framing, and a thread's clients nearly all share one of each: each distinct pair is rendered once per
-     * event, not once per stream, which was most of the cost of a wide fan-out. */
+     * client used) and its framing (SSE or WebSocket), and a thread's clients nearly all share
+     * one of each: each distinct pair is rendered once per event, not once per stream, which was
+     * most of the cost of a wide fan-out. */
     rendered_t rendered[STREAM_RENDER_CACHE];
     size_t num_rendered = 0;
     for (h2o_linklist_t *n = hub->streams.next, *next; n != &hub->streams; n = next) {
@@ -558,6 +561,17 @@ void http_stream_thread_run(void)
 {
     if (s_hub && s_hub->sub)
         s_hub_drain(s_hub);
+}
+
+void http_stream_thread_shutdown(void)
+{
+    if (s_hub == NULL)
+        return;
+    for (h2o_linklist_t *n = s_hub->streams.next; n != &s_hub->streams; n = n->next) {
+        http_stream_t *st = H2O_STRUCT_FROM_MEMBER(http_stream_t, link, n);
+        if (st->started && st->writer == &http_websocket_writer)
+            s_end(st, HTTP_STREAM_END_SHUTDOWN);
+    }
 }
 
 void http_stream_thread_dispose(void)
@@ -775,8 +789,9 @@ static int s_known_names(h2o_iovec_t query, int of_caller)
     return 1;
 }
 
-/* The stream's parameters; bad ones answered with a problem document. 0 or -1. */
-static int s_args(h2o_req_t *req, h2o_iovec_t query, int of_caller, stream_args_t *a)
+/* The stream's parameters; bad ones answered with a problem document. 0 or -1. A WebSocket
+ * resumes with ?after only: browsers cannot send Last-Event-ID on one. */
+static int s_args(h2o_req_t *req, h2o_iovec_t query, int of_caller, int websocket, stream_args_t *a)
 {
     memset(a, 0, sizeof(*a));
     a->after = -1;
@@ -809,6 +824,8 @@ static int s_args(h2o_req_t *req, h2o_iovec_t query, int of_caller, stream_args_
                                       "commas)");
         return -1;
     }
+    if (websocket)
+        return 0;
     /* Last-Event-ID, sent by a reconnecting EventSource, wins over ?after. */
     ssize_t at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("last-event-id"), -1);
     if (at != -1) {
@@ -827,12 +844,59 @@ static h2o_iovec_t s_query(h2o_req_t *req)
                                          : h2o_iovec_init(NULL, 0);
 }
 
-/* Copies what every read needs from the request. 0 or -1. */
-static int s_keep(http_stream_t *st, h2o_req_t *req)
+/*
+ * 1 for an HTTP/1.1 WebSocket handshake, 0 for any other request (HTTP/2 has no Upgrade: its
+ * streams are SSE), -1 for a broken handshake (answered).
+ */
+static int s_websocket(h2o_req_t *req)
+{
+    if (req->version >= 0x200 || req->upgrade.base == NULL ||
+        !h2o_lcstris(req->upgrade.base, req->upgrade.len, H2O_STRLIT("websocket")))
+        return 0;
+    const char *key = NULL;
+    if (h2o_is_websocket_handshake(req, &key) != 0 || key == NULL) {
+        http_problem_send(req, 400, "bad-websocket-handshake", "Bad Request", "a WebSocket handshake needs a Sec-WebSocket-Key");
+        return -1;
+    }
+    ssize_t at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("sec-websocket-version"), -1);
+    if (at == -1 || !h2o_memis(req->headers.entries[at].value.base, req->headers.entries[at].value.len, H2O_STRLIT("13"))) {
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-version"), 0, NULL, H2O_STRLIT("13"));
+        http_problem_send(req, 426, "websocket-version", "Upgrade Required", "the WebSocket version must be 13");
+        return -1;
+    }
+    return 1;
+}
+
+/*
+ * A browser lets any page open a WebSocket to any server, with that server's cookies and without
+ * asking it (no CORS applies): a caller's session cookie counts only on a handshake from the
+ * server's own origin. Other credentials cannot be sent by a page that does not know them.
+ */
+static void s_drop_foreign_cookie(h2o_req_t *req, msg_pairs_t *headers)
+{
+    ssize_t at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
+    char base[STREAM_BASE_MAX];
+    if (at == -1 || (http_base_url(req, base, sizeof(base)) == 0 &&
+                     h2o_memis(req->headers.entries[at].value.base, req->headers.entries[at].value.len, base, strlen(base))))
+        return;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < headers->count; i++) {
+        if (h2o_lcstris(headers->name[i].ptr, headers->name[i].len, H2O_STRLIT("cookie")))
+            continue;
+        headers->name[kept] = headers->name[i];
+        headers->value[kept++] = headers->value[i];
+    }
+    headers->count = kept;
+}
+
+/* Copies what every read needs from the request, which a WebSocket's stream outlives. 0 or -1. */
+static int s_keep(http_stream_t *st, h2o_req_t *req, int websocket)
 {
     msg_api_request_t m = {0};
     if (http_api_collect(req, &m) != 0)
         return -1;
+    if (websocket)
+        s_drop_foreign_cookie(req, &m.headers);
     h2o_iovec_t query = s_query(req);
     size_t size = query.len;
     for (uint32_t i = 0; i < m.headers.count; i++)
@@ -881,18 +945,19 @@ static void s_on_auth(h2o_req_t *req, const http_reply_t *reply, int of_caller)
         http_problem_send(req, 502, "bad-gateway", "Bad Gateway", "the service sent an unexpected answer");
         return;
     }
+    int websocket = s_websocket(req); /* checked before: 0 or 1 now */
     stream_args_t a;
-    if (s_args(req, s_query(req), of_caller, &a) != 0) /* parsed again into `a`: they were checked before */
+    if (s_args(req, s_query(req), of_caller, websocket, &a) != 0) /* parsed again into `a`: they were checked before */
         return;
     http_stream_t *st = calloc(1, sizeof(*st));
-    if (st == NULL || s_keep(st, req) != 0) {
+    if (st == NULL || s_keep(st, req, websocket) != 0) {
         if (st)
             free(st->kept);
         free(st);
         http_problem_send(req, 500, "internal-error", "Internal Server Error", "the stream cannot be made");
         return;
     }
-    st->writer = &http_sse_writer;
+    st->writer = websocket ? &http_websocket_writer : &http_sse_writer;
     st->thread = http_thread_of(req);
     st->req = req;
     st->anchor = h2o_mem_alloc_shared(&req->pool, sizeof(*st->anchor), on_anchor_dispose);
@@ -933,9 +998,13 @@ void http_stream_serve(h2o_req_t *req, msg_api_request_t *m, int of_caller)
         http_problem_send(req, 414, "uri-too-long", "URI Too Long", "the query string is too long");
         return;
     }
+    int websocket = s_websocket(req);
     stream_args_t a;
-    if (s_args(req, query, of_caller, &a) != 0)
+    if (websocket < 0 || s_args(req, query, of_caller, websocket, &a) != 0)
         return;
+    if (websocket)
+        s_drop_foreign_cookie(req, &m->headers);
+    m->has_headers = m->headers.count > 0;
     m->method = msg_str("GET");
     m->path = msg_str(of_caller ? "/v1/caller_session" : "/v1");
     m->has_body = false;

@@ -1,6 +1,6 @@
 /*
- * Internal to http/: an event stream (stream.c) and the transport that writes it to a client,
- * Server-Sent Events (sse.c).
+ * Internal to http/: an event stream (stream.c) and the two transports that write it to a client,
+ * Server-Sent Events (sse.c) and WebSocket (websocket.c).
  *
  * The stream is the subscriber and knows nothing of framing: it is registered with its thread's
  * hub, filters the live events, catches up from the database through the events API (from
@@ -11,7 +11,8 @@
  *
  * Ownership: until the stream starts, the request owns it (a hook in the request's pool frees it
  * when the client goes). The writer's start takes it over: an SSE writer lives in the request's
- * pool and frees the stream with it. http_stream_destroy calls the writer's dispose.
+ * pool and frees the stream with it; a WebSocket writer outlives its request and frees the stream
+ * once the connection has closed. http_stream_destroy calls the writer's dispose.
  */
 #ifndef IMPACT_HTTP_STREAM_H
 #define IMPACT_HTTP_STREAM_H
@@ -24,8 +25,9 @@ typedef struct st_http_stream_t http_stream_t;
 
 /* Why a stream ends, when it is not an overflow. */
 typedef enum {
-    HTTP_STREAM_END_FAILED,  /* the events could not be read: the client resumes from its last id */
-    HTTP_STREAM_END_SESSION, /* a caller's session is over: a new stream would be refused */
+    HTTP_STREAM_END_FAILED,   /* the events could not be read: the client resumes from its last id */
+    HTTP_STREAM_END_SESSION,  /* a caller's session is over: a new stream would be refused */
+    HTTP_STREAM_END_SHUTDOWN, /* the server is stopping: the client resumes from its last id */
 } http_stream_end_t;
 
 typedef struct {
@@ -55,7 +57,8 @@ typedef struct {
     void (*dispose)(void *w);
 } http_stream_writer_t;
 
-extern const http_stream_writer_t http_sse_writer; /* sse.c */
+extern const http_stream_writer_t http_sse_writer;       /* sse.c */
+extern const http_stream_writer_t http_websocket_writer; /* websocket.c */
 
 /** The account whose events the stream carries (for log lines). */
 int64_t http_stream_account(const http_stream_t *st);

@@ -12,7 +12,7 @@ flavour=${1:-release}
 
 packages=(
     build-essential cmake pkg-config git ca-certificates curl openssl
-    libh2o-evloop-dev libzmq3-dev libczmq-dev libmsgpack-dev libpq-dev libcurl4-openssl-dev
+    libh2o-evloop-dev libwslay-dev libzmq3-dev libczmq-dev libmsgpack-dev libpq-dev libcurl4-openssl-dev
     libcmocka-dev libssl-dev libjansson-dev libargon2-dev libphonenumber-dev libprotobuf-dev python3-phonenumbers postgresql
     nghttp2-client wrk valgrind python3
     python3-yaml python3-matplotlib chromium nodejs npm
