@@ -11,7 +11,13 @@
  * - a Retry-After (seconds or an HTTP-date) puts the next attempt no earlier than it asks, as the
  *   delivery log's attempt times show, and an excessive one is cut to an hour;
  * - 410 Gone ends a call's deliveries: its pending events and those written later are failed;
- * - a rotation signs with both secrets, each verifying; bad rotation requests change nothing.
+ * - a rotation signs with both secrets, each verifying; bad rotation requests change nothing;
+ * - the fan-out process killed with SIGKILL mid-delivery loses nothing: its restarted successor
+ *   takes its calls over at once (long before their leases end) and posts from the first event
+ *   whose outcome was not recorded, so an event may arrive again, with the same webhook-id, but
+ *   the first receipts stay in order;
+ * - the deliverer's database connection cut mid-delivery sends nothing twice: the outcomes it
+ *   could not record are recorded once it is back, each attempt logged once.
  *
  * Events are written into the outbox directly, as the call_attempts trigger writes them
  * (tests/test_call_webhooks.c covers the trigger), so each test controls exactly what is sent.
@@ -30,6 +36,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +47,11 @@
 #include "tests/dialing.h"
 #include "tests/support.h"
 
-#define RECEIVED_MAX  256
-#define PATHS_MAX     16
+#define RECEIVED_MAX  1024
+#define PATHS_MAX     32
 #define SECRETS_KNOWN 8
 #define HOLD_SECONDS  60 /* only turns a deliverer that never overlaps into a failure, not a hang */
+#define SLOW_MS       20
 
 /* ---- signatures, verified independently ---------------------------------------------------- */
 
@@ -155,10 +163,12 @@ static path_state_t *s_path(receiver_t *r, const char *path)
 }
 
 /* What a request to `path` is answered, the n-th on that path (from 1): the status, and one
- * extra header line (or ""). */
-static int s_answer(receiver_t *r, const char *path, int nth, char *extra, size_t size)
+ * extra header line (or ""). /slow/ paths answer after SLOW_MS, so deliveries last long enough
+ * to be interrupted. */
+static int s_answer(receiver_t *r, const char *path, int nth, char *extra, size_t size, int *delay_ms)
 {
     extra[0] = '\0';
+    *delay_ms = strncmp(path, "/slow/", 6) == 0 ? SLOW_MS : 0;
     if (strcmp(path, "/gone") == 0)
         return 410;
     if (strcmp(path, "/retry/seconds") == 0 && nth == 1) {
@@ -234,13 +244,17 @@ static void s_serve(receiver_t *r, int conn)
         r->a_released_by_b = r->b_arrived;
     }
     char extra[128];
-    int status = s_answer(r, path, nth, extra, sizeof(extra));
+    int delay_ms;
+    int status = s_answer(r, path, nth, extra, sizeof(extra), &delay_ms);
     if (rec)
         rec->status = status;
-    /* Answered from here on: the deliverer may send the call's next event once it reads this. */
-    p->unanswered--;
     pthread_mutex_unlock(&r->lock);
     json_decref(event);
+    usleep((useconds_t)delay_ms * 1000);
+    /* Answered from here on: the deliverer may send the call's next event once it reads this. */
+    pthread_mutex_lock(&r->lock);
+    p->unanswered--;
+    pthread_mutex_unlock(&r->lock);
 
     char reply[512];
     int len = snprintf(reply, sizeof(reply), "HTTP/1.1 %d X\r\n%sContent-Length: 0\r\nConnection: close\r\n\r\n", status, extra);
@@ -643,6 +657,107 @@ static void test_rotation_signs_with_both_secrets(void **state)
                      1);
 }
 
+/* ---- interruptions ------------------------------------------------------------------------ */
+
+#define CUT_CALLS  6
+#define CUT_EVENTS 10
+
+/* Calls on /slow/<prefix><n> with CUT_EVENTS events each, written; returns once the receiver has
+ * had `requests` of them, deliveries still under way. */
+static void s_slow_calls(const char *prefix, int64_t *calls, int requests)
+{
+    char path[64];
+    for (int i = 0; i < CUT_CALLS; i++) {
+        snprintf(path, sizeof(path), "/slow/%s%d", prefix, i);
+        calls[i] = s_call(path);
+    }
+    for (int i = 0; i < CUT_CALLS; i++)
+        s_events(calls[i], CUT_EVENTS);
+    for (int tries = 0; tries < 600; tries++) {
+        int got = 0;
+        for (int i = 0; i < CUT_CALLS; i++) {
+            snprintf(path, sizeof(path), "/slow/%s%d", prefix, i);
+            got += s_requests(path);
+        }
+        if (got >= requests)
+            return;
+        usleep(10 * 1000);
+    }
+    fail_msg("the deliveries of /slow/%s* never started", prefix);
+}
+
+/* What /slow/<prefix><n> received: every one of the call's events answered 2xx, the first
+ * receipts in id order, signed; a repeat only of an event received before. Returns the requests. */
+static int s_check_slow(const char *prefix, int n, int64_t call)
+{
+    char path[64], sql[256];
+    snprintf(path, sizeof(path), "/slow/%s%d", prefix, n);
+    snprintf(sql, sizeof(sql), "SELECT min(id) FROM call_events WHERE call_id = %" PRId64, call);
+    int64_t first = test_db_count(g.db, sql), last = 0, requests = 0;
+    pthread_mutex_lock(&g_hook->lock);
+    for (int i = 0; i < g_hook->n_got; i++) {
+        const received_t *rec = &g_hook->got[i];
+        if (strcmp(rec->path, path) != 0)
+            continue;
+        requests++;
+        assert_int_equal(rec->status, 204);
+        assert_int_equal(rec->signed_by, 1);
+        assert_true(rec->id >= first && rec->id < first + CUT_EVENTS);
+        if (rec->id > last) {
+            assert_int_equal(rec->id, last ? last + 1 : first);
+            last = rec->id;
+        }
+    }
+    pthread_mutex_unlock(&g_hook->lock);
+    assert_int_equal(last, first + CUT_EVENTS - 1);
+    return (int)requests;
+}
+
+static void test_kill_9_posts_again_and_loses_nothing(void **state)
+{
+    int64_t calls[CUT_CALLS];
+    int fanout = test_wait_process(&g, "fanout", 0);
+    s_slow_calls("kill", calls, CUT_CALLS * CUT_EVENTS / 4);
+    assert_int_equal(kill(fanout, SIGKILL), 0);
+    /* The dead process's leases last WEBHOOKS_LEASE_SECONDS (120 s): done well before, its
+     * successor took them over. */
+    test_wait_process(&g, "fanout", fanout);
+    for (int i = 0; i < CUT_CALLS; i++)
+        s_wait_settled(calls[i], 60);
+    int requests = 0;
+    for (int i = 0; i < CUT_CALLS; i++)
+        requests += s_check_slow("kill", i, calls[i]);
+    /* Every event delivered, and a delivery recorded for each; repeats happen only if the kill
+     * came between a 2xx and its record. */
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM call_events WHERE call_id BETWEEN %" PRId64 " AND %" PRId64 " AND delivered_at IS NOT NULL",
+             calls[0], calls[CUT_CALLS - 1]);
+    assert_int_equal(test_db_count(g.db, sql), CUT_CALLS * CUT_EVENTS);
+    assert_true(requests >= CUT_CALLS * CUT_EVENTS);
+    print_message("killed mid-delivery: %d events, %d requests\n", CUT_CALLS * CUT_EVENTS, requests);
+}
+
+static void test_a_lost_database_connection_sends_nothing_twice(void **state)
+{
+    int64_t calls[CUT_CALLS];
+    s_slow_calls("cut", calls, CUT_CALLS * CUT_EVENTS / 4);
+    /* The deliverer's connection is the one whose statements name the leases. */
+    assert_true(test_db_count(g.db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
+                                    "current_database() AND pid <> pg_backend_pid() AND query LIKE '%call_event_leases%'") >= 1);
+    for (int i = 0; i < CUT_CALLS; i++)
+        s_wait_settled(calls[i], 60);
+    for (int i = 0; i < CUT_CALLS; i++)
+        assert_int_equal(s_check_slow("cut", i, calls[i]), CUT_EVENTS);
+    /* once each, one attempt each, each attempt logged once */
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM call_events e WHERE call_id BETWEEN %" PRId64 " AND %" PRId64 " AND delivered_at IS NOT NULL "
+             "AND attempts = 1 AND (SELECT count(*) FROM call_event_deliveries d WHERE d.event_id = e.id AND d.http_status = 204) = 1",
+             calls[0], calls[CUT_CALLS - 1]);
+    assert_int_equal(test_db_count(g.db, sql), CUT_CALLS * CUT_EVENTS);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -651,6 +766,8 @@ int main(void)
         cmocka_unit_test(test_retry_after_is_honoured),
         cmocka_unit_test(test_gone_stops_the_call),
         cmocka_unit_test(test_rotation_signs_with_both_secrets),
+        cmocka_unit_test(test_kill_9_posts_again_and_loses_nothing),
+        cmocka_unit_test(test_a_lost_database_connection_sends_nothing_twice),
     };
     return cmocka_run_group_tests_name("webhook delivery", tests, s_setup, s_teardown);
 }

@@ -1,14 +1,19 @@
 /*
  * The fan-out process. It registers the "fanout" service with the broker, takes its place in
- * supervision and health reporting, and delivers the call-state webhooks of POST /v1/call from
- * the call_events outbox (webhooks.c), woken by PostgreSQL notifications and its retry timer.
- * It also numbers every event producers commit and publishes it for the http process's streams
- * (sequencer.c). Account webhooks are built on this loop (issue 5); until then it answers every
- * request with 404 so a misrouted request is visible instead of timing out.
+ * supervision and health reporting, and delivers webhooks (webhooks.c): the call-state webhooks
+ * of POST /v1/call from the call_events outbox and the webhook endpoints' deliveries, woken by
+ * PostgreSQL notifications and its retry timer. It also numbers every event producers commit and
+ * publishes it for the http process's streams (sequencer.c). It serves no request: it answers
+ * every one with 404 so a misrouted request is visible instead of timing out.
  */
 #include "actors/fanout/fanout.h"
 
 #include <curl/curl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "actors/api/api.h"
 #include "actors/fanout/sequencer.h"
@@ -21,6 +26,7 @@ typedef struct {
     const char *broker_endpoint;
     const char *database_url;
     const char *events_endpoint; /* where the sequencer publishes events (sequencer.h) */
+    const char *holder;          /* this instance, in webhook leases (webhooks.h) */
     bool allow_private_urls;
 } fanout_config_t;
 
@@ -33,7 +39,7 @@ static void s_fanout_actor(zsock_t *pipe, void *args)
 {
     const fanout_config_t *config = args;
     brk_worker_t *worker = brk_worker_new(config->broker_endpoint, "fanout", "fanout");
-    webhooks_t *webhooks = worker ? webhooks_new(config->database_url, config->allow_private_urls) : NULL;
+    webhooks_t *webhooks = worker ? webhooks_new(config->database_url, config->holder, config->allow_private_urls) : NULL;
     zsock_t *pub = webhooks ? zsock_new_pub(config->events_endpoint) : NULL;
     sequencer_t *sequencer = pub ? sequencer_new(config->database_url, pub) : NULL;
     zsock_signal(pipe, sequencer ? 0 : 1);
@@ -81,9 +87,40 @@ static void s_fanout_actor(zsock_t *pipe, void *args)
     brk_worker_destroy(&worker);
 }
 
+/* This instance's name in webhook leases: what a fan-out process restarted by the same supervisor
+ * shares with the one before it (which the supervisor saw exit), and no other process does. The
+ * host and the supervisor's pid for people reading the leases; a random token, kept in the run
+ * directory for the supervisor's lifetime, for uniqueness (containers share pids and host names). */
+static void s_holder(const impact_config_t *config, char *out, size_t size)
+{
+    char path[PATH_MAX], token[33] = "", host[256] = "localhost";
+    snprintf(path, sizeof(path), "%s/webhooks.holder", config->run_dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%32s", token) != 1)
+            token[0] = '\0';
+        fclose(f);
+    }
+    if (strlen(token) != 32) {
+        unsigned char bytes[16] = {0};
+        if (getrandom(bytes, sizeof(bytes), 0) != (ssize_t)sizeof(bytes))
+            log_warn("webhooks: no random bytes for the lease holder's name");
+        for (size_t i = 0; i < sizeof(bytes); i++)
+            snprintf(token + 2 * i, 3, "%02x", bytes[i]);
+        /* Not kept: a restart then waits for the leases to end instead of taking them over. */
+        f = fopen(path, "w");
+        if (f == NULL || fprintf(f, "%s\n", token) < 0)
+            log_warn("webhooks: cannot keep the lease holder's name in %s", path);
+        if (f)
+            fclose(f);
+    }
+    gethostname(host, sizeof(host) - 1);
+    snprintf(out, size, "%s:%d:%s", host, (int)getppid(), token);
+}
+
 int fanout_main(const impact_config_t *config)
 {
-    char back[128], events[128];
+    char back[128], events[128], holder[384];
     log_init("fanout");
     signals_install();
     if (config_endpoint(config, BRK_BACK_ENDPOINT, back, sizeof(back)) != 0 ||
@@ -96,9 +133,11 @@ int fanout_main(const impact_config_t *config)
         log_error("libcurl initialisation failed");
         return 1;
     }
+    s_holder(config, holder, sizeof(holder));
     fanout_config_t fanout = {.broker_endpoint = back,
                               .database_url = config->database_url,
                               .events_endpoint = events,
+                              .holder = holder,
                               .allow_private_urls = config->allow_private_urls};
     int rc = signals_run_actor(s_fanout_actor, &fanout);
     curl_global_cleanup();

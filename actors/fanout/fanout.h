@@ -1,7 +1,8 @@
 /*
  * The fan-out actor: turns committed state events into webhook deliveries and stream feeds.
- * One process, serving the "fanout" service. Today it delivers the call-state webhooks of
- * POST /v1/call from the call_events outbox (webhooks.h); streams and account webhooks follow.
+ * One process, serving the "fanout" service: it delivers the call-state webhooks of POST /v1/call
+ * and the webhook endpoints' deliveries (webhooks.h), and numbers and publishes events for the
+ * streams (sequencer.h).
  */
 #ifndef IMPACT_FANOUT_FANOUT_H
 #define IMPACT_FANOUT_FANOUT_H
