@@ -9,11 +9,19 @@ call, in order per call), logging each attempt and settling each event. The base
 same number of bodies of the same size to the same nginx with bin/curl_blast, at the same
 concurrency. Ratio: ours per second over the bare loop's (issue 5 asks for at least 0.7).
 
+The time is the database's: from just before the commit to the latest delivered_at of the
+round's events (when the last outcome was recorded). The end is found by following nginx's log
+and then asking the database once: polling the outbox while it is being delivered would load the
+PostgreSQL being measured (a count over 20,000 events every 50 ms took a tenth of its CPU). The
+CPU time each process took in the round (the fan-out process, PostgreSQL, nginx; curl_blast and
+nginx for the bare loop) is reported per delivery, to show where the time goes.
+
 Then a second round checks what cannot be timed: the receiver is down (connection refused), then
 answers 500, then recovers; every event must be delivered exactly once as 2xx, in order per call.
 """
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -103,15 +111,16 @@ def make_calls(server, campaign, url, count):
 
 
 def write_events(server, calls, per_call):
+    """Writes the events in one transaction; answers the database's clock just before the commit."""
     ids = ",".join(str(c) for c in calls)
-    benchlib.psql(server, "BEGIN; "
-                 "INSERT INTO call_events (account_id, call_id, campaign_id, attempt_id, type, payload, occurred_at) "
-                 "SELECT c.account_id, c.id, c.campaign_id, c.id * 100 + g, "
-                 "(ARRAY['call.dialing','call.answered','call.bridged','call.ended'])[1 + g % 4], "
-                 "jsonb_build_object('call_id', c.id, 'uri', '/v1/calls/' || c.id, 'phone', '+12125550100', "
-                 "'from', '+12125550142', 'dialed_at', call_events_time(now()), 'step', g), now() "
-                 f"FROM calls c, generate_series(1, {per_call}) g WHERE c.id IN ({ids}) ORDER BY c.id, g; "
-                 "NOTIFY call_events; COMMIT")
+    return benchlib.psql(server, "BEGIN; "
+                        "INSERT INTO call_events (account_id, call_id, campaign_id, attempt_id, type, payload, occurred_at) "
+                        "SELECT c.account_id, c.id, c.campaign_id, c.id * 100 + g, "
+                        "(ARRAY['call.dialing','call.answered','call.bridged','call.ended'])[1 + g % 4], "
+                        "jsonb_build_object('call_id', c.id, 'uri', '/v1/calls/' || c.id, 'phone', '+12125550100', "
+                        "'from', '+12125550142', 'dialed_at', call_events_time(now()), 'step', g), now() "
+                        f"FROM calls c, generate_series(1, {per_call}) g WHERE c.id IN ({ids}) ORDER BY c.id, g; "
+                        "NOTIFY call_events; SELECT clock_timestamp(); COMMIT")
 
 
 class Session:
@@ -148,6 +157,62 @@ def wait_delivered(session, calls, timeout=600):
     raise RuntimeError("webhooks not delivered in time")
 
 
+def wait_received(receiver, count, timeout=600):
+    """Follows nginx's log until `count` requests were answered 2xx (it reads only what was added)."""
+    deadline, seen, offset = time.monotonic() + timeout, 0, 0
+    while time.monotonic() < deadline:
+        if os.path.exists(receiver.log):
+            with open(receiver.log) as f:
+                f.seek(offset)
+                chunk = f.read()
+            complete = chunk[:chunk.rfind("\n") + 1]
+            offset += len(complete)
+            seen += sum(1 for line in complete.splitlines() if line.rsplit(" ", 1)[-1].startswith("2"))
+            if seen >= count:
+                return
+        time.sleep(0.02)
+    raise RuntimeError("webhooks not received in time")
+
+
+def timed_delivery(session, receiver, calls, per_call, started):
+    """Seconds from `started` (the database's clock before the commit) to the last outcome recorded."""
+    wait_received(receiver, len(calls) * per_call)
+    wait_delivered(session, calls)
+    ids = ",".join(str(c) for c in calls)
+    return float(session.value(f"SELECT extract(epoch FROM max(delivered_at) - '{started}'::timestamptz) FROM call_events "
+                               f"WHERE call_id IN ({ids})"))
+
+
+def cpu_seconds(pids):
+    """User and system CPU seconds the processes have used so far (those still running)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def process_groups(server, receiver):
+    """The processes whose CPU each round reports: the fan-out process, PostgreSQL, nginx."""
+    fanout, postgres = [], []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline").read().split("\0")
+        except OSError:
+            continue
+        if "--role" in cmdline and "fanout" in cmdline and int(pid) in benchlib.descendants(server.proc.pid):
+            fanout.append(int(pid))
+        elif cmdline[0].endswith("postgres") and any(server.data_dir in arg for arg in cmdline):
+            postgres = [int(pid)] + benchlib.descendants(int(pid))
+    nginx = int(open(os.path.join(receiver.dir, "nginx.pid")).read())
+    return {"fan-out": fanout, "PostgreSQL": postgres, "nginx": [nginx] + benchlib.descendants(nginx)}
+
+
 def check_receiver(lines, calls, per_call):
     """Every event delivered once as 2xx, in increasing id order per call. Returns a problem or None."""
     ok = [(int(call), int(wid)) for call, wid, status in lines if status.startswith("2") and wid != "-"]
@@ -170,7 +235,7 @@ def main():
     receiver.start()
     server = benchlib.Impactd(env={"IMPACT_RATE_LIMIT": "0", "IMPACT_ALLOW_PRIVATE_URLS": "1"})
     server.start()
-    ours, bare, problems = [], [], []
+    ours, bare, cpu, problems = [], [], [], []
     try:
         key, auth = server.credentials()
         server.wait_ready("/v1", {"Api-Key": key, "Api-Auth": auth})
@@ -189,17 +254,25 @@ def main():
         for _ in range(ROUNDS):
             calls = make_calls(server, campaign, url, CALLS)
             receiver.clear()
-            write_events(server, calls, EVENTS_PER_CALL)
-            started = time.monotonic()
-            ended = wait_delivered(session, calls)
-            ours.append(total / (ended - started))
+            groups = process_groups(server, receiver)
+            before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+            started = write_events(server, calls, EVENTS_PER_CALL)
+            ours.append(total / timed_delivery(session, receiver, calls, EVENTS_PER_CALL, started))
+            spent = {name: (cpu_seconds(pids) - before[name]) * 1e6 / total for name, pids in groups.items()}
             problem = check_receiver(receiver.lines(), calls, EVENTS_PER_CALL)
             if problem:
                 problems.append(problem)
+            nginx_before, children_before = cpu_seconds(groups["nginx"]), resource.getrusage(resource.RUSAGE_CHILDREN)
             result = subprocess.run([str(benchlib.BIN / "curl_blast"), f"{url}?call=0", str(total), str(CONCURRENCY),
                                      body_path], check=True, capture_output=True, text=True)
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
             bare.append(json.loads(result.stdout)["per_second"])
-            print(f"  round: ours {ours[-1]:.0f}/s, bare libcurl multi {bare[-1]:.0f}/s")
+            spent["curl_blast"] = (children.ru_utime + children.ru_stime - children_before.ru_utime
+                                   - children_before.ru_stime) * 1e6 / total
+            spent["nginx (bare)"] = (cpu_seconds(groups["nginx"]) - nginx_before) * 1e6 / total
+            cpu.append(spent)
+            print(f"  round: ours {ours[-1]:.0f}/s, bare libcurl multi {bare[-1]:.0f}/s; CPU us per delivery: "
+                  + ", ".join(f"{name} {value:.1f}" for name, value in spent.items()))
 
         # The receiver down, then failing, then back: nothing lost, nothing twice, order kept.
         calls = make_calls(server, campaign, url, OUTAGE_CALLS)
@@ -225,16 +298,20 @@ def main():
         receiver.stop()
 
     median_ours, median_bare = benchlib.median(ours), benchlib.median(bare)
+    ratios = [o / b for o, b in zip(ours, bare)]
     metrics = [
         {"name": f"call-state webhooks delivered per second ({CALLS} calls x {EVENTS_PER_CALL} events, signed, "
                  f"{CONCURRENCY} in flight, in order per call)",
          "value": round(median_ours), "unit": "deliveries/s", "baseline": round(median_bare),
-         "ratio": round(median_ours / median_bare, 3), "target": ">= 0.7 of a bare libcurl-multi loop",
+         "ratio": round(median_ours / median_bare, 3), "ratio_spread": benchlib.spread(ratios),
+         "target": ">= 0.7 of a bare libcurl-multi loop",
          "met": median_ours / median_bare >= 0.7 and not problems},
         {"name": "receiver down 5 s, then 500 for 5 s, then up: time to deliver the rest after recovery",
          "value": round(drained - recovered, 1), "unit": "s"},
     ]
     notes = [f"rounds: ours {[round(x) for x in ours]}, bare {[round(x) for x in bare]} per second; the median is kept.",
+             "CPU microseconds per delivery, median of the rounds: " + ", ".join(
+                 f"{name} {benchlib.median([c[name] for c in cpu]):.1f}" for name in cpu[0]) + ".",
              f"outage round: {OUTAGE_CALLS * OUTAGE_EVENTS} events took {attempts} attempts; "
              + ("; ".join(problems) if problems else "every event delivered exactly once as 2xx, in order per call.")]
     benchlib.write_result("webhooks", metrics, ROUNDS, notes)
