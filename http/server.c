@@ -64,8 +64,8 @@ typedef struct st_http_server_t {
     http_thread_t *threads;
     int num_threads;
     size_t max_conns_per_thread; /* the descriptor limit shared out between the threads */
-    atomic_int stop;   /* a thread failed: everyone stops */
-    atomic_int failed; /* exit code 1 */
+    atomic_int stop;             /* a thread failed: everyone stops */
+    atomic_int failed;           /* exit code 1 */
 } http_server_t;
 
 /* One accepted connection, tracked so shutdown can close the idle ones. */
@@ -305,7 +305,8 @@ static void on_conn_close(void *data)
     h2o_linklist_unlink(&conn->link);
     thread->num_conns--;
     free(conn);
-    if (!thread->stopping && !h2o_timeout_is_linked(&thread->accept_retry) && thread->num_conns < thread->server->max_conns_per_thread)
+    if (!thread->stopping && !h2o_timeout_is_linked(&thread->accept_retry) &&
+        thread->num_conns < thread->server->max_conns_per_thread)
         s_set_accepting(thread, 1);
 }
 
@@ -559,8 +560,8 @@ static int s_threads_init(http_server_t *server)
     server->max_conns_per_thread = share < HTTP_MIN_CONNS_PER_THREAD   ? HTTP_MIN_CONNS_PER_THREAD
                                    : share > HTTP_MAX_CONNS_PER_THREAD ? HTTP_MAX_CONNS_PER_THREAD
                                                                        : (size_t)share;
-    log_info("%d threads, up to %zu connections each (descriptor limit %ld)", server->num_threads,
-             server->max_conns_per_thread, budget);
+    log_info("%d threads, up to %zu connections each (descriptor limit %ld)", server->num_threads, server->max_conns_per_thread,
+             budget);
     for (int i = 0; i < server->num_threads; i++) {
         http_thread_t *thread = &server->threads[i];
         thread->server = server;

@@ -10,8 +10,8 @@
  *
  * A cell is kept up when every subscription received every event published in it, none was told
  * to resume (an overflow) and none closed, and the p99 latency stayed under a second (later than
- * that, a server is falling behind the rate even if it catches up once publishing stops). The sweep stops at the first cell that was not: its
- * subscriptions are gone, so higher rates would measure nothing.
+ * that, a server is falling behind the rate even if it catches up once publishing stops). The sweep stops at the first cell that
+ * was not: its subscriptions are gone, so higher rates would measure nothing.
  *
  *   sse_fanout --port P --path PATH [--header "Name: value"]... --connections N
  *              --rates R1[:S1],R2[:S2],... --seconds S [--pad BYTES] [--watch-pid PID]...
@@ -42,20 +42,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CONNECTIONS_MAX  60000
-#define CELLS_MAX        32
-#define HEADERS_MAX      8
-#define WATCH_MAX        64
-#define HEAD_MAX         16384
-#define LINE_MAX_BYTES   8192
-#define PAD_MAX          65536
-#define OPENING_AT_ONCE  256
-#define DRAIN_SECONDS    10.0
-#define CONNECT_SECONDS  120.0
-#define SETTLE_SECONDS   2.0 /* after the last subscription opens: impactd's streams first catch up from the database */
-#define HIST_BUCKETS     2048
-#define TICK_SECONDS     0.01
-#define BEHIND_MS        1000.0 /* a p99 later than this is falling behind, not keeping up */
+#define CONNECTIONS_MAX 60000
+#define CELLS_MAX       32
+#define HEADERS_MAX     8
+#define WATCH_MAX       64
+#define HEAD_MAX        16384
+#define LINE_MAX_BYTES  8192
+#define PAD_MAX         65536
+#define OPENING_AT_ONCE 256
+#define DRAIN_SECONDS   10.0
+#define CONNECT_SECONDS 120.0
+#define SETTLE_SECONDS  2.0 /* after the last subscription opens: impactd's streams first catch up from the database */
+#define HIST_BUCKETS    2048
+#define TICK_SECONDS    0.01
+#define BEHIND_MS       1000.0 /* a p99 later than this is falling behind, not keeping up */
 
 typedef enum { CONN_CONNECTING, CONN_HEAD, CONN_BODY, CONN_DEAD } conn_state_t;
 typedef enum { CHUNK_SIZE, CHUNK_EXT, CHUNK_DATA, CHUNK_DATA_END } chunk_state_t;
@@ -105,8 +105,8 @@ static conn_t *s_conns;
 static hist_t s_hist[CELLS_MAX];
 static hist_t s_hist_to_created[CELLS_MAX], s_hist_from_created[CELLS_MAX]; /* impactd's events: split at numbering */
 static int s_open_conns, s_dead_conns, s_heads_ok;
-static atomic_int s_cell = -1;                /* the cell being published or drained */
-static atomic_llong s_published[CELLS_MAX];   /* events published per cell, final once s_cell_done_publishing */
+static atomic_int s_cell = -1;                 /* the cell being published or drained */
+static atomic_llong s_published[CELLS_MAX];    /* events published per cell, final once s_cell_done_publishing */
 static atomic_int s_cell_done_publishing = -1; /* the last cell whose publishing finished */
 static atomic_int s_stop;
 static double s_cell_seconds[CELLS_MAX];
@@ -258,8 +258,8 @@ static int s_conn_open(int ep, conn_t *c, uint32_t index)
 static int s_conn_send_request(conn_t *c)
 {
     char req[4096];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n", opt.path, opt.host,
-                     opt.port);
+    int n =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n", opt.path, opt.host, opt.port);
     for (int i = 0; i < opt.num_headers; i++)
         n += snprintf(req + n, sizeof(req) - (size_t)n, "%s\r\n", opt.headers[i]);
     n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
@@ -374,7 +374,9 @@ static int s_body_bytes(conn_t *c, const char *p, size_t n)
             } else if (*p == ';' || *p == '\r' || c->chunk_state == CHUNK_EXT) {
                 c->chunk_state = CHUNK_EXT;
             } else {
-                int digit = *p >= '0' && *p <= '9' ? *p - '0' : (*p | 0x20) >= 'a' && (*p | 0x20) <= 'f' ? (*p | 0x20) - 'a' + 10 : -1;
+                int digit = *p >= '0' && *p <= '9'                     ? *p - '0'
+                            : (*p | 0x20) >= 'a' && (*p | 0x20) <= 'f' ? (*p | 0x20) - 'a' + 10
+                                                                       : -1;
                 if (digit < 0 || c->chunk_left > (SIZE_MAX >> 4))
                     return -1;
                 c->chunk_left = c->chunk_left * 16 + (size_t)digit;
@@ -570,11 +572,12 @@ static int s_publisher_init(publisher_t *p)
         }
         /* one statement, one transaction, `count` events: the way producers batch (the dialer's
          * group commit); pub_us is taken per row before the commit, so the commit is measured */
-        PGresult *res = PQprepare(p->pg, "publish",
-                                  "SELECT count(*) FROM (SELECT event_publish($1::bigint, NULL, NULL, 'list.import_completed', now(), "
-                                  "jsonb_build_object('pub_us', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, "
-                                  "'cell', $2::int, 'pad', $3::text)) FROM generate_series(1, $4::int)) published",
-                                  4, NULL);
+        PGresult *res =
+            PQprepare(p->pg, "publish",
+                      "SELECT count(*) FROM (SELECT event_publish($1::bigint, NULL, NULL, 'list.import_completed', now(), "
+                      "jsonb_build_object('pub_us', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, "
+                      "'cell', $2::int, 'pad', $3::text)) FROM generate_series(1, $4::int)) published",
+                      4, NULL);
         int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
         PQclear(res);
         return ok ? 0 : -1;
@@ -664,8 +667,8 @@ static int s_cell_report(int cell, const cell_clock_t *clock, int drained)
            "\"max_ms\": %.3f, \"server_cores\": %.3f, \"server_rss_mib\": %.1f, \"client_cores\": %.3f, "
            "\"to_numbered_p50_ms\": %.3f, \"to_numbered_p99_ms\": %.3f, \"numbered_to_receive_p50_ms\": %.3f, "
            "\"numbered_to_receive_p99_ms\": %.3f}\n",
-           cell, opt.connections, opt.rates[cell], published, s_cell_seconds[cell], published * opt.connections, h->count,
-           complete, overflows, s_dead_conns, kept_up ? "true" : "false",
+           cell, opt.connections, opt.rates[cell], published, s_cell_seconds[cell], published * opt.connections, h->count, complete,
+           overflows, s_dead_conns, kept_up ? "true" : "false",
            s_cell_seconds[cell] > 0 ? (double)h->count / s_cell_seconds[cell] : 0.0, s_hist_ms(h, 0.50), s_hist_ms(h, 0.99),
            s_hist_ms(h, 0.999), (double)h->max / 1000.0, (s_watched_cpu_seconds() - clock->cpu0) / wall, s_watched_rss_mib(),
            (s_own_cpu_seconds() - clock->own_cpu0) / wall, s_hist_ms(&s_hist_to_created[cell], 0.5),
