@@ -66,10 +66,12 @@ typedef struct queue_t {
 } queue_t;
 
 /* A delivery in flight; queue is NULL when the slot is free. Its easy handle is kept from one
- * delivery to the next (libcurl keeps the connections in the multi handle). */
+ * delivery to the next (libcurl keeps the connections in the multi handle), and so is the room
+ * for its headers: libcurl only reads the list, which needs no allocation then. */
 typedef struct {
     CURL *easy;
-    struct curl_slist *headers;
+    struct curl_slist headers[5];
+    char id_header[48], time_header[48], signature_header[WEBHOOK_SIGNATURES_SIZE + 24];
     queue_t *queue;
     item_t *item;
     int64_t started_us; /* zclock_usecs */
@@ -208,11 +210,12 @@ static const char s_claim_streams_sql[] =
  * so a batch recorded twice (its result lost with the connection) changes nothing the second
  * time. No condition here names the pending index's predicate: right after a burst, its
  * statistics say it holds a row or two, and the planner would drive the update from it, reading
- * every pending event for each outcome. Each is logged (attempted_at: when it started, from when it
- * ended, $6 microseconds before this statement was sent, and its duration) and its event settled
- * or given its next try. Back-off doubles from the class's first delay to its maximum, from the
- * attempt's end; a Retry-After later than that wins; a failure of an event older than the class's
- * give-up age is the last. A 410 Gone settles the call's URL for good: the event fails, so do the
+ * every pending event for each outcome. Each is logged (attempted_at: when it started, from when
+ * it ended, $6 microseconds before this statement was sent, and its duration): a delivery on its
+ * event (schemas/sql/0018), a failure in a row of its own. Its event is settled or given its next
+ * try. Back-off doubles from the class's first delay to its maximum, from the attempt's end; a
+ * Retry-After later than that wins; a failure of an event older than the class's give-up age is
+ * the last. A 410 Gone settles the call's URL for good: the event fails, so do the
  * call's later pending events, and the call remembers it for the events written later. No two
  * outcomes of a batch are of one event, and the 410's rest are later events than any of the
  * batch's (a call posts nothing after a 410), so no row is updated twice. Returns the events
@@ -223,14 +226,16 @@ static const char s_settle_calls_sql[] =
     "duration, since_end, delivered, retry_after, gone)), "
     "released AS (DELETE FROM call_event_leases WHERE call_id = ANY ($13::bigint[]) AND holder = $14), "
     "settled AS (UPDATE call_events e SET attempts = a.attempt, delivered_at = CASE WHEN a.delivered THEN now() END, "
+    "delivered_attempted_at = CASE WHEN a.delivered THEN a.ended - make_interval(secs => a.duration / 1000.0) END, "
+    "delivered_status = CASE WHEN a.delivered THEN a.status END, delivered_duration_ms = CASE WHEN a.delivered THEN a.duration END, "
     "failed_at = CASE WHEN NOT a.delivered AND (a.gone OR e.created_at < now() - make_interval(secs => $12::int)) THEN now() END, "
     "last_error = CASE WHEN a.delivered THEN e.last_error ELSE a.error END, "
     "next_attempt_at = CASE WHEN a.delivered OR a.gone THEN e.next_attempt_at ELSE a.ended + make_interval(secs => "
     "greatest(least(power(2, least(greatest(a.attempt - 1, 0), 30)) * $10::int, $11::int), coalesce(a.retry_after, 0))) END "
     "FROM a WHERE e.id = a.id AND e.attempts = a.attempt - 1 "
-    "RETURNING e.id, e.call_id, a.status, a.error, a.duration, a.ended, a.gone, e.failed_at IS NOT NULL AS failed), "
-    "log AS (INSERT INTO call_event_deliveries (event_id, attempted_at, http_status, error, duration_ms) "
-    "SELECT id, ended - make_interval(secs => duration / 1000.0), status, error, duration FROM settled), "
+    "RETURNING e.id, e.call_id, a.status, a.error, a.duration, a.ended, a.delivered, a.gone, e.failed_at IS NOT NULL AS failed), "
+    "log AS (INSERT INTO call_event_attempts (event_id, attempted_at, http_status, error, duration_ms) "
+    "SELECT id, ended - make_interval(secs => duration / 1000.0), status, error, duration FROM settled WHERE NOT delivered), "
     "gone AS (UPDATE calls SET call_state_gone_at = coalesce(call_state_gone_at, now()) "
     "WHERE id IN (SELECT call_id FROM settled WHERE gone)), "
     "rest AS (UPDATE call_events r SET failed_at = now(), "
@@ -281,6 +286,20 @@ static const char s_next_due_sql[] =
     "(SELECT min(greatest(h.next_attempt_at, l.until)) FROM streams h JOIN webhook_endpoints w ON w.id = h.endpoint_id AND "
     "w.enabled LEFT JOIN webhook_stream_leases l ON l.endpoint_id = h.endpoint_id AND l.stream = h.stream AND l.holder <> $1 "
     "WHERE (h.endpoint_id, h.stream) NOT IN (SELECT * FROM unnest($3::bigint[], $4::bigint[])))) - now()) * 1000)";
+
+/* Prepared once per connection: parsed and planned afresh, the statements cost the database
+ * about a tenth more. */
+typedef enum { STMT_CLAIM_CALLS, STMT_CLAIM_STREAMS, STMT_SETTLE_CALLS, STMT_SETTLE_STREAMS, STMT_NEXT_DUE, STMT_COUNT } stmt_t;
+
+static const struct {
+    const char *name, *sql;
+} s_stmt[STMT_COUNT] = {
+    [STMT_CLAIM_CALLS] = {"webhooks_claim_calls", s_claim_calls_sql},
+    [STMT_CLAIM_STREAMS] = {"webhooks_claim_streams", s_claim_streams_sql},
+    [STMT_SETTLE_CALLS] = {"webhooks_settle_calls", s_settle_calls_sql},
+    [STMT_SETTLE_STREAMS] = {"webhooks_settle_streams", s_settle_streams_sql},
+    [STMT_NEXT_DUE] = {"webhooks_next_due", s_next_due_sql},
+};
 
 /* ---- libcurl's sockets and timer ------------------------------------------------------------ */
 
@@ -635,40 +654,33 @@ static void s_start(webhooks_t *self, queue_t *q, delivery_t *d)
         s_unsent(self, q, item, "not sent: the account has no valid active signing secret");
         return;
     }
-    char id_header[64], time_header[64], signature_header[sizeof(signature) + 32];
-    snprintf(id_header, sizeof(id_header), "webhook-id: %s", id);
-    snprintf(time_header, sizeof(time_header), "webhook-timestamp: %" PRId64, timestamp);
-    snprintf(signature_header, sizeof(signature_header), "webhook-signature: %s", signature);
-    struct curl_slist *headers = NULL;
+    snprintf(d->id_header, sizeof(d->id_header), "webhook-id: %s", id);
+    snprintf(d->time_header, sizeof(d->time_header), "webhook-timestamp: %" PRId64, timestamp);
+    snprintf(d->signature_header, sizeof(d->signature_header), "webhook-signature: %s", signature);
     /* "Expect:" keeps libcurl from waiting for a 100 Continue before larger bodies. */
-    const char *lines[] = {"Content-Type: application/json", id_header, time_header, signature_header, "Expect:"};
-    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-        struct curl_slist *more = curl_slist_append(headers, lines[i]);
-        if (more == NULL) {
-            curl_slist_free_all(headers);
+    char *lines[] = {(char *)"Content-Type: application/json", d->id_header, d->time_header, d->signature_header, (char *)"Expect:"};
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        d->headers[i] = (struct curl_slist){lines[i], i + 1 < sizeof(lines) / sizeof(lines[0]) ? &d->headers[i + 1] : NULL};
+    if (d->easy == NULL) {
+        /* What every delivery of the slot shares is set once, not parsed and copied again for
+         * each. */
+        if ((d->easy = curl_easy_init()) == NULL) {
             s_unsent(self, q, item, "out of memory");
             return;
         }
-        headers = more;
+        netguard_curl(d->easy, q->url, (long)WEBHOOKS_TIMEOUT_MS, &self->allow_private);
+        curl_easy_setopt(d->easy, CURLOPT_HTTPHEADER, d->headers);
+        curl_easy_setopt(d->easy, CURLOPT_WRITEFUNCTION, s_discard);
+        curl_easy_setopt(d->easy, CURLOPT_PRIVATE, d);
     }
-    if (d->easy == NULL && (d->easy = curl_easy_init()) == NULL) {
-        curl_slist_free_all(headers);
-        s_unsent(self, q, item, "out of memory");
-        return;
-    }
-    netguard_curl(d->easy, q->url, (long)WEBHOOKS_TIMEOUT_MS, &self->allow_private);
+    curl_easy_setopt(d->easy, CURLOPT_URL, q->url);
     /* The body stays with the item until the delivery ends: libcurl need not copy it. */
     curl_easy_setopt(d->easy, CURLOPT_POSTFIELDS, item->body);
     curl_easy_setopt(d->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)item->body_len);
-    curl_easy_setopt(d->easy, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(d->easy, CURLOPT_WRITEFUNCTION, s_discard);
-    curl_easy_setopt(d->easy, CURLOPT_PRIVATE, d);
     if (curl_multi_add_handle(self->multi, d->easy) != CURLM_OK) {
-        curl_slist_free_all(headers);
         s_unsent(self, q, item, "out of memory");
         return;
     }
-    d->headers = headers;
     d->queue = q;
     d->item = item;
     d->started_us = zclock_usecs();
@@ -680,8 +692,6 @@ static item_t *s_slot_free(webhooks_t *self, delivery_t *d)
 {
     item_t *item = d->item;
     curl_multi_remove_handle(self->multi, d->easy);
-    curl_slist_free_all(d->headers);
-    d->headers = NULL;
     d->queue = NULL;
     d->item = NULL;
     self->in_flight--;
@@ -745,20 +755,27 @@ static void s_collect(webhooks_t *self)
  * it): id, type, occurred_at in UTC with milliseconds, and the payload as PostgreSQL wrote it.
  * `occurred` is the timestamp as ISO text ("YYYY-MM-DD HH:MM:SS[.ffffff]"); the type is one of
  * the four names call_events' check allows, which need no escaping. */
-static char *s_call_document(const char *id, const char *type, const char *occurred, const char *payload, size_t *len)
+static char *s_call_document(const char *id, const char *type, const char *occurred, const char *payload, size_t payload_len,
+                             size_t *len)
 {
-    char millis[4] = "000";
-    const char *dot = strchr(occurred, '.');
-    for (int i = 0; dot && i < 3 && dot[1 + i] >= '0' && dot[1 + i] <= '9'; i++)
-        millis[i] = dot[1 + i];
-    int n = snprintf(NULL, 0, "{\"id\" : %s, \"type\" : \"%s\", \"occurred_at\" : \"%.10sT%.8s.%sZ\", \"data\" : %s}", id, type, occurred,
-                     occurred + 11, millis, payload);
-    char *doc = n < 0 || strlen(occurred) < 19 ? NULL : malloc((size_t)n + 1);
+    if (strlen(occurred) < 19)
+        return NULL;
+    /* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
+    char at[25];
+    memcpy(at, occurred, 19);
+    at[10] = 'T';
+    memcpy(at + 19, ".000Z", 6);
+    const char *fraction = occurred[19] == '.' ? occurred + 20 : "";
+    for (int i = 0; i < 3 && fraction[i] >= '0' && fraction[i] <= '9'; i++)
+        at[20 + i] = fraction[i];
+    size_t size = strlen(id) + strlen(type) + payload_len + 80;
+    char *doc = malloc(size);
     if (doc == NULL)
         return NULL;
-    snprintf(doc, (size_t)n + 1, "{\"id\" : %s, \"type\" : \"%s\", \"occurred_at\" : \"%.10sT%.8s.%sZ\", \"data\" : %s}", id, type, occurred,
-             occurred + 11, millis, payload);
-    *len = (size_t)n;
+    int n = snprintf(doc, size, "{\"id\" : %s, \"type\" : \"%s\", \"occurred_at\" : \"%s\", \"data\" : ", id, type, at);
+    memcpy(doc + n, payload, payload_len);
+    memcpy(doc + n + payload_len, "}", 2);
+    *len = (size_t)n + payload_len + 1;
     return doc;
 }
 
@@ -816,7 +833,8 @@ static void s_claimed(webhooks_t *self, outbox_t outbox, const PGresult *res)
         size_t len = 0;
         char *body;
         if (calls)
-            body = s_call_document(PQgetvalue(res, r, 3), PQgetvalue(res, r, 5), PQgetvalue(res, r, 6), PQgetvalue(res, r, 7), &len);
+            body = s_call_document(PQgetvalue(res, r, 3), PQgetvalue(res, r, 5), PQgetvalue(res, r, 6), PQgetvalue(res, r, 7),
+                                   (size_t)PQgetlength(res, r, 7), &len);
         else
             body = PQgetisnull(res, r, 6) ? NULL : s_event_document(res, r, 6, &len);
         if (s_queue_item(self, q, row, calls ? row : s_value(res, r, 6), attempts, body, len) != 0) {
@@ -868,6 +886,11 @@ static void s_connect(webhooks_t *self)
                         : NULL;
     bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
+    for (int i = 0; ok && i < STMT_COUNT; i++) {
+        res = PQprepare(self->conn, s_stmt[i].name, s_stmt[i].sql, 0, NULL);
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+    }
     if (!ok) {
         log_warn("webhooks: cannot listen on the database (retrying): %s", PQerrorMessage(self->conn));
         PQfinish(self->conn);
@@ -952,9 +975,9 @@ static void s_held(const webhooks_t *self, outbox_t outbox, text_t *keys, text_t
         s_text_printf(streams, "}");
 }
 
-static int s_send(webhooks_t *self, sent_t kind, outbox_t outbox, const char *sql, int n, const char *const *values)
+static int s_send(webhooks_t *self, sent_t kind, outbox_t outbox, stmt_t stmt, int n, const char *const *values)
 {
-    if (PQsendQueryParams(self->conn, sql, n, NULL, values, NULL, NULL, 0) != 1) {
+    if (PQsendQueryPrepared(self->conn, s_stmt[stmt].name, n, values, NULL, NULL, 0) != 1) {
         log_error("webhooks: sending a statement: %s", PQerrorMessage(self->conn));
         return -1;
     }
@@ -1018,7 +1041,7 @@ static void s_send_settle(webhooks_t *self, outbox_t outbox)
     if (outbox == OUTBOX_ENDPOINTS)
         values[n++] = t[10].data;
     values[n++] = self->holder;
-    if (failed || s_send(self, SENT_SETTLE, outbox, outbox == OUTBOX_CALLS ? s_settle_calls_sql : s_settle_streams_sql, n, values) != 0) {
+    if (failed || s_send(self, SENT_SETTLE, outbox, outbox == OUTBOX_CALLS ? STMT_SETTLE_CALLS : STMT_SETTLE_STREAMS, n, values) != 0) {
         /* Kept for the next statement; a failed send means a broken connection. */
         if (failed)
             log_error("webhooks: out of memory writing %zu outcomes: retried", b->n_outcomes);
@@ -1077,7 +1100,7 @@ static void s_send_claim(webhooks_t *self, outbox_t outbox)
         s_params_free(&p);
         return;
     }
-    if (s_send(self, SENT_CLAIM, outbox, outbox == OUTBOX_CALLS ? s_claim_calls_sql : s_claim_streams_sql, n, values) == 0) {
+    if (s_send(self, SENT_CLAIM, outbox, outbox == OUTBOX_CALLS ? STMT_CLAIM_CALLS : STMT_CLAIM_STREAMS, n, values) == 0) {
         self->sent_asked = asked;
         self->sent_from_start = from_start;
     }
@@ -1092,7 +1115,7 @@ static void s_send_next_due(webhooks_t *self)
     const char *values[] = {self->holder, p.text[0].data, p.text[1].data, p.text[2].data};
     if (p.text[0].failed || p.text[1].failed || p.text[2].failed)
         log_error("webhooks: out of memory writing a scan");
-    else if (s_send(self, SENT_NEXT_DUE, OUTBOX_CALLS, s_next_due_sql, 4, values) == 0)
+    else if (s_send(self, SENT_NEXT_DUE, OUTBOX_CALLS, STMT_NEXT_DUE, 4, values) == 0)
         self->want_next_due = false;
     s_params_free(&p);
 }
@@ -1341,31 +1364,42 @@ void webhooks_poll_ready(webhooks_t *self, const zmq_pollitem_t *items, int coun
     }
 }
 
+/* Handles libcurl's timer when it is due. Returns whether it was. */
+static bool s_curl_timer(webhooks_t *self)
+{
+    if (self->curl_due < 0 || zclock_mono() < self->curl_due)
+        return false;
+    int running;
+    self->curl_due = -1;
+    curl_multi_socket_action(self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    return true;
+}
+
 /* libcurl's multi interface runs inside the actor's own poll (its sockets are poll items, its
  * timer bounds the poll's timeout) rather than in curl_multi_poll with a short timeout: the loop
  * then sleeps until something happens, the broker's requests are never held up by deliveries,
  * and no thread is needed. */
 int webhooks_run(webhooks_t *self)
 {
-    int64_t now = zclock_mono();
-    if (self->curl_due >= 0 && now >= self->curl_due) {
-        int running;
-        self->curl_due = -1;
-        curl_multi_socket_action(self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    }
+    s_curl_timer(self);
     if (!s_connected(self)) {
         if (self->conn)
             s_lost(self);
         s_connect(self);
     }
-    s_collect(self);
-    now = zclock_mono();
+    int64_t now = zclock_mono();
     if (now >= self->wake_at) {
         self->wake_at = INT64_MAX;
         for (int o = 0; o < OUTBOX_COUNT; o++)
             self->box[o].want_claim = true;
     }
-    s_fill(self);
+    /* A delivery just added wants the timer at once (libcurl starts transfers from it): handled
+     * here rather than after another turn of the loop's poll, a few times at most. */
+    int rounds = 0;
+    do {
+        s_collect(self);
+        s_fill(self);
+    } while (++rounds < 4 && s_curl_timer(self));
     s_pump(self);
     int64_t next = self->wake_at;
     if (!s_connected(self) && self->connect_at < next)
