@@ -101,7 +101,8 @@ def targets_section(data):
         verdicts = [m.get("met") for m in metrics]
         met = None if None in verdicts else all(verdicts)
         quick = " (quick run)" if data[bench].get("quick") else ""
-        lines.append(f"| {issue} | {text} | `{bench}`{quick}: {measured} | {verdict(met) or 'no verdict recorded'} |")
+        lines.append(f"| {issue} | {text} | `{bench}`{quick}: {measured} | "
+                     f"{verdict(met) or ('not judged in a quick run' if quick else 'no verdict recorded')} |")
     return lines
 
 

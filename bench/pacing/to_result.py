@@ -153,6 +153,12 @@ def main(raw_dir, results_dir, seeds):
     notes.insert(0, "Headline per family: the best setting whose abandon rate's 95% upper bound (Wilson, pooled over "
                  f"{seeds} seeds) is at most 3%. Scores come from the simulation's truth. The lookahead reference "
                  "knows the true parameters and every caller's exact finish time; ours sees only events.")
+    if seeds == 1:
+        # A quick run (one seed, a one-hour shift) is a smoke test: the estimators are still
+        # learning for much of it, so its figures are not judged against the targets.
+        for m in metrics:
+            if m.pop("met", None) is not None:
+                m["target"] += " (not judged in a quick run)"
     data = {"benchmark": "pacing", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {platform.system()}", "quick": seeds == 1, "runs": seeds,
             "seeds": f"0..{seeds - 1} (the same for every policy)",
