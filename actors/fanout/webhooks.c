@@ -208,9 +208,10 @@ static const char s_claim_streams_sql[] =
  * the leases of the calls let go ($13). An outcome counts only on a row still at the attempt
  * count it was made at (every recorded outcome moves it, and a row is pending until one ends it),
  * so a batch recorded twice (its result lost with the connection) changes nothing the second
- * time. No condition here names the pending index's predicate: right after a burst, its
- * statistics say it holds a row or two, and the planner would drive the update from it, reading
- * every pending event for each outcome. Each is logged (attempted_at: when it started, from when
+ * time. The update names no condition of the pending index's predicate: right after a burst,
+ * its statistics say it holds a row or two, and the planner would drive the update from it,
+ * reading every pending event for each outcome (the 410's rest reads it from each 410, in a
+ * lateral subquery that OFFSET 0 keeps the planner from merging into the join). Each is logged (attempted_at: when it started, from when
  * it ended, $6 microseconds before this statement was sent, and its duration): a delivery on its
  * event (schemas/sql/0018), a failure in a row of its own. Its event is settled or given its next
  * try. Back-off doubles from the class's first delay to its maximum, from the attempt's end; a
@@ -239,8 +240,9 @@ static const char s_settle_calls_sql[] =
     "gone AS (UPDATE calls SET call_state_gone_at = coalesce(call_state_gone_at, now()) "
     "WHERE id IN (SELECT call_id FROM settled WHERE gone)), "
     "rest AS (UPDATE call_events r SET failed_at = now(), "
-    "last_error = 'not sent: the call_state_url answered 410 Gone to event ' || g.id FROM settled g "
-    "WHERE g.gone AND r.call_id = g.call_id AND r.id > g.id AND coalesce(r.delivered_at, r.failed_at) IS NULL) "
+    "last_error = 'not sent: the call_state_url answered 410 Gone to event ' || later.gone_id FROM (SELECT g.id AS gone_id, "
+    "x.id FROM settled g CROSS JOIN LATERAL (SELECT id FROM call_events WHERE call_id = g.call_id AND id > g.id AND "
+    "delivered_at IS NULL AND failed_at IS NULL OFFSET 0) x WHERE g.gone) later WHERE r.id = later.id) "
     "SELECT id FROM settled WHERE failed AND NOT gone";
 
 /* The endpoints' counterpart. A 410 Gone disables the endpoint, and its deliveries, this one
