@@ -13,18 +13,29 @@ machine's noise to be read, which is what this comparison is for.
 import argparse
 import json
 import pathlib
+import re
 import sys
 
-# Relative run-to-run difference accepted for single-run figures, per benchmark.
-TOLERANCE = {"api": 0.25, "capacity": 0.5, "fanout": 0.5, "callers": 0.5, "webhooks": 0.25, "import": 0.25,
-             "csv": 0.2, "phone": 0.2, "shm": 0.3}
+# Relative run-to-run difference accepted for single-run figures, per benchmark: what two quick
+# runs back to back on a shared 2-core machine showed (bench/README.md). shm measures processes
+# contending for one cache line, which the scheduler decides more than the code; latency tails
+# (callers, fanout) rest on a few slow events in a quick run.
+TOLERANCE = {"api": 0.25, "capacity": 0.5, "fanout": 0.75, "callers": 0.75, "webhooks": 0.25, "import": 0.25,
+             "csv": 0.25, "phone": 0.25, "shm": 0.75}
+# Pacing figures measured on the real clock (the engine's CPU time), not in virtual time.
+PACING_REAL_CLOCK = "capacity:"
+
+
+def key(name):
+    """A figure's name without the measured numbers some names carry, e.g. "(15868 req/s, h2c)"."""
+    return re.sub(r"\((\d[\d.,]*) ([^,)]*)(, )?", r"(\2\3", name)
 
 
 def load(folder):
     results = {}
     for path in pathlib.Path(folder).glob("*.json"):
         data = json.loads(path.read_text())
-        results[data["benchmark"]] = {m["name"]: m for m in data["metrics"]}
+        results[data["benchmark"]] = {key(m["name"]): m for m in data["metrics"]}
     return results
 
 
@@ -40,12 +51,12 @@ def judge(bench, a, b):
     vb, sb = headline(b)
     if not isinstance(va, (int, float)) or not isinstance(vb, (int, float)):
         return "not numeric", None
-    if bench == "pacing":
+    if bench == "pacing" and not a["name"].startswith(PACING_REAL_CLOCK):
         return ("same" if va == vb else "DIFFERENT"), 0.0
     diff = abs(va - vb) / max(abs(va), abs(vb)) if max(abs(va), abs(vb)) > 0 else 0.0
-    if sa and sb:
+    if sa and sb and sa[0] < sa[1] and sb[0] < sb[1]:  # a single run's spread is a point: tolerance decides
         return ("spreads overlap" if sa[0] <= sb[1] and sb[0] <= sa[1] else "spreads apart"), diff
-    return ("within tolerance" if diff <= TOLERANCE.get(bench, 0.25) else "outside tolerance"), diff
+    return ("within tolerance" if diff <= TOLERANCE.get(bench, 0.5) else "outside tolerance"), diff
 
 
 def main():
