@@ -43,7 +43,7 @@ TARGETS = [
 ]
 
 # The software behind the figures: Debian packages by name, then commands' own version lines.
-PACKAGES = ["gcc", "cmake", "libh2o-evloop-dev", "libzmq3-dev", "libczmq-dev", "libmsgpack-dev", "libpq-dev",
+PACKAGES = ["gcc", "cmake", "libh2o-evloop-dev", "libwslay-dev", "libzmq3-dev", "libczmq-dev", "libmsgpack-dev", "libpq-dev",
             "postgresql", "libcurl4-openssl-dev", "libjansson-dev", "nghttp2-client", "wrk", "nginx-light",
             "libnginx-mod-nchan", "nodejs", "python3-matplotlib"]
 
