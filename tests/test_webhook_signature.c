@@ -1,6 +1,8 @@
 /*
  * Standard Webhooks signing (common/webhook_signature.h): the specification's published test
- * vector, the secrets it refuses, and one signature per secret while two are active.
+ * vector, the secrets it refuses, and one signature per secret while two are active. The
+ * deliverer's signer (actors/fanout/signer.h), which prepares the secrets once, signs the same
+ * bytes and refuses the same secrets.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "actors/fanout/signer.h"
 #include "common/webhook_signature.h"
 
 /* From the specification's reference libraries (libraries/go/webhook_test.go, TestWebhookSign). */
@@ -104,6 +107,43 @@ static void test_two_secrets_during_a_rotation(void **state)
     assert_int_equal(webhook_sign(many, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY, strlen(SPEC_BODY), both, sizeof(both)), -1);
 }
 
+static void test_the_deliverers_signer_signs_the_same(void **state)
+{
+    const char *secrets[] = {SPEC_SECRET, OTHER_SECRET " " SPEC_SECRET, SPEC_SECRET " " OTHER_SECRET " " SPEC_SECRET};
+    const char *ids[] = {SPEC_ID, "msg_other", "12345"};
+    const char *bodies[] = {SPEC_BODY, "{}", "{\"id\" : 12345, \"data\" : {\"step\": 1}}"};
+    for (size_t k = 0; k < sizeof(secrets) / sizeof(secrets[0]); k++) {
+        signer_t *signer = signer_new(secrets[k]);
+        assert_non_null(signer);
+        /* one signer, many messages: each starts afresh with the same keys */
+        for (size_t m = 0; m < sizeof(ids) / sizeof(ids[0]); m++) {
+            char want[WEBHOOK_SIGNATURES_SIZE], got[WEBHOOK_SIGNATURES_SIZE];
+            int64_t timestamp = SPEC_TIMESTAMP + (int64_t)m;
+            assert_int_equal(webhook_sign(secrets[k], ids[m], timestamp, bodies[m], strlen(bodies[m]), want, sizeof(want)), 0);
+            assert_int_equal(signer_sign(signer, ids[m], timestamp, bodies[m], strlen(bodies[m]), got, sizeof(got)), 0);
+            assert_string_equal(got, want);
+        }
+        char out[WEBHOOK_SIGNATURES_SIZE];
+        assert_int_equal(signer_sign(signer, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY, strlen(SPEC_BODY), out, WEBHOOK_SIGNATURE_LEN), -1);
+        signer_destroy(&signer);
+        assert_null(signer);
+    }
+    signer_t *spec = signer_new(SPEC_SECRET);
+    char out[WEBHOOK_SIGNATURES_SIZE];
+    assert_int_equal(signer_sign(spec, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY, strlen(SPEC_BODY), out, sizeof(out)), 0);
+    assert_string_equal(out, SPEC_SIGNATURE);
+    signer_destroy(&spec);
+
+    /* what webhook_sign refuses, it refuses */
+    const char *bad[] = {"", "whsec_", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS", SPEC_SECRET " whsec_x", SPEC_SECRET "  " OTHER_SECRET};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_null(signer_new(bad[i]));
+    char many[(WEBHOOK_SECRETS_MAX + 1) * sizeof(SPEC_SECRET)] = "";
+    for (int i = 0; i <= WEBHOOK_SECRETS_MAX; i++)
+        strcat(strcat(many, i ? " " : ""), SPEC_SECRET);
+    assert_null(signer_new(many));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -111,6 +151,7 @@ int main(void)
         cmocka_unit_test(test_the_key_of_a_secret),
         cmocka_unit_test(test_malformed_secrets_are_refused),
         cmocka_unit_test(test_two_secrets_during_a_rotation),
+        cmocka_unit_test(test_the_deliverers_signer_signs_the_same),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
