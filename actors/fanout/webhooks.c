@@ -1073,8 +1073,11 @@ static void s_send_settle(webhooks_t *self, outbox_t outbox)
 }
 
 /* Whether `outbox` should claim: something may be due, there is room, and what is loaded may run
- * out before a claim comes back: fewer queues have something to post than could fill every slot
- * twice over, or fewer events than eight rounds of every slot. */
+ * out before a claim comes back (a claim waits for the statement before it, then takes tens of
+ * milliseconds when the database is busy): fewer queues have something to post than could fill
+ * every slot four times over, or fewer events than sixteen rounds of every slot. Queues that
+ * started together finish together, a slot's worth at a time, so a margin of one or two was
+ * often used up before the claim came back. */
 static bool s_claim_wanted(const webhooks_t *self, outbox_t outbox)
 {
     const box_t *box = &self->box[outbox];
@@ -1085,7 +1088,7 @@ static bool s_claim_wanted(const webhooks_t *self, outbox_t outbox)
         const queue_t *q = self->queues[i];
         loaded += q->outbox == outbox && !q->stopped && (q->head || q->busy);
     }
-    return loaded < 2 * WEBHOOKS_IN_FLIGHT || box->items < 8 * WEBHOOKS_IN_FLIGHT;
+    return loaded < 4 * WEBHOOKS_IN_FLIGHT || box->items < 16 * WEBHOOKS_IN_FLIGHT;
 }
 
 static void s_send_claim(webhooks_t *self, outbox_t outbox)

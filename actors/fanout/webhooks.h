@@ -46,7 +46,7 @@
 
 #define WEBHOOKS_TIMEOUT_MS      5000
 #define WEBHOOKS_IN_FLIGHT       64   /* deliveries at once, each of a different call or stream */
-#define WEBHOOKS_QUEUES_MAX      256  /* calls and streams held at once: enough to keep every slot busy while a claim runs */
+#define WEBHOOKS_QUEUES_MAX      512  /* calls and streams held at once: enough to keep every slot busy while a claim runs */
 #define WEBHOOKS_CLAIM_MAX       128  /* calls or streams one claim takes */
 #define WEBHOOKS_QUEUE_ITEMS     64   /* events one claim loads per call or stream */
 #define WEBHOOKS_FRESH_MS        2000 /* a queue starts nothing after this long from its claim */
