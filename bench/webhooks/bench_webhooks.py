@@ -35,7 +35,7 @@ import benchlib  # noqa: E402
 CALLS = 200 if benchlib.QUICK else 1000
 EVENTS_PER_CALL = 10 if benchlib.QUICK else 20
 CONCURRENCY = 64  # the fan-out process's bound (actors/fanout/webhooks.c)
-ROUNDS = 1 if benchlib.QUICK else 3
+ROUNDS = 1 if benchlib.QUICK else 5
 OUTAGE_CALLS, OUTAGE_EVENTS = 50, 10
 LOG_FORMAT = "$arg_call $http_webhook_id $status"
 
