@@ -751,10 +751,11 @@ static void test_a_lost_database_connection_sends_nothing_twice(void **state)
         assert_int_equal(s_check_slow("cut", i, calls[i]), CUT_EVENTS);
     /* once each, one attempt each, each attempt logged once */
     char sql[512];
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM call_events e WHERE call_id BETWEEN %" PRId64 " AND %" PRId64 " AND delivered_at IS NOT NULL "
-             "AND attempts = 1 AND (SELECT count(*) FROM call_event_deliveries d WHERE d.event_id = e.id AND d.http_status = 204) = 1",
-             calls[0], calls[CUT_CALLS - 1]);
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT count(*) FROM call_events e WHERE call_id BETWEEN %" PRId64 " AND %" PRId64 " AND delivered_at IS NOT NULL "
+        "AND attempts = 1 AND (SELECT count(*) FROM call_event_deliveries d WHERE d.event_id = e.id AND d.http_status = 204) = 1",
+        calls[0], calls[CUT_CALLS - 1]);
     assert_int_equal(test_db_count(g.db, sql), CUT_CALLS * CUT_EVENTS);
 }
 

@@ -124,7 +124,8 @@ static void test_the_deliverers_signer_signs_the_same(void **state)
             assert_string_equal(got, want);
         }
         char out[WEBHOOK_SIGNATURES_SIZE];
-        assert_int_equal(signer_sign(signer, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY, strlen(SPEC_BODY), out, WEBHOOK_SIGNATURE_LEN), -1);
+        assert_int_equal(signer_sign(signer, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY, strlen(SPEC_BODY), out, WEBHOOK_SIGNATURE_LEN),
+                         -1);
         signer_destroy(&signer);
         assert_null(signer);
     }
@@ -135,7 +136,8 @@ static void test_the_deliverers_signer_signs_the_same(void **state)
     signer_destroy(&spec);
 
     /* what webhook_sign refuses, it refuses */
-    const char *bad[] = {"", "whsec_", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS", SPEC_SECRET " whsec_x", SPEC_SECRET "  " OTHER_SECRET};
+    const char *bad[] = {"", "whsec_", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS", SPEC_SECRET " whsec_x",
+                         SPEC_SECRET "  " OTHER_SECRET};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_null(signer_new(bad[i]));
     char many[(WEBHOOK_SECRETS_MAX + 1) * sizeof(SPEC_SECRET)] = "";

@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -85,6 +86,9 @@ static void s_fanout_actor(zsock_t *pipe, void *args)
     zsock_destroy(&pub);
     webhooks_destroy(&webhooks);
     brk_worker_destroy(&worker);
+    /* Signing gave this thread OpenSSL state (its error queue) that OpenSSL frees when the thread
+     * ends, which may come after the process has exited: freed here instead. */
+    OPENSSL_thread_stop();
 }
 
 /* This instance's name in webhook leases: what a fan-out process restarted by the same supervisor

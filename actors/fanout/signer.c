@@ -31,7 +31,8 @@ signer_t *signer_new(const char *secrets)
     signer_t *self = calloc(1, sizeof(*self));
     if (self == NULL || (self->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
         goto Error;
-    OSSL_PARAM sha256[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0), OSSL_PARAM_construct_end()};
+    OSSL_PARAM sha256[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
     for (const char *s = secrets;;) {
         size_t len = strcspn(s, " ");
         char secret[128];
@@ -69,7 +70,8 @@ int signer_sign(signer_t *self, const char *id, int64_t timestamp, const char *b
         size_t mac_len;
         char encoded[EVP_MAX_MD_SIZE / 3 * 4 + 8];
         /* Without a key, EVP_MAC_init starts a new message with the key already set. */
-        if (!EVP_MAC_init(self->secrets[i], NULL, 0, NULL) || !EVP_MAC_update(self->secrets[i], (unsigned char *)head, (size_t)head_len) ||
+        if (!EVP_MAC_init(self->secrets[i], NULL, 0, NULL) ||
+            !EVP_MAC_update(self->secrets[i], (unsigned char *)head, (size_t)head_len) ||
             !EVP_MAC_update(self->secrets[i], (const unsigned char *)body, body_len) ||
             !EVP_MAC_final(self->secrets[i], mac, &mac_len, sizeof(mac)))
             goto Error;

@@ -147,25 +147,18 @@ struct webhooks_t {
 /* ---- statements --------------------------------------------------------------------------- */
 
 /* The heads of the calls with pending events (each call's oldest), one index probe per call
- * rather than a read of every pending event: a loose index scan on call_events_pending (0008),
- * from the call after $1. */
-#define CALL_HEADS(cte, after)                                                                                                     \
-    "(SELECT call_id, next_attempt_at FROM call_events WHERE delivered_at IS NULL AND failed_at IS NULL AND call_id > " after     \
-    " ORDER BY call_id, id LIMIT 1) UNION ALL SELECT n.call_id, n.next_attempt_at FROM " cte " h CROSS JOIN LATERAL (SELECT "    \
-    "call_id, next_attempt_at FROM call_events WHERE delivered_at IS NULL AND failed_at IS NULL AND call_id > h.call_id ORDER BY " \
-    "call_id, id LIMIT 1) n"
+ * rather than a read of every pending event: a loose index scan on call_events_pending (0008).
+ * A statement starts `heads` with the first head it wants, then this takes one call after the
+ * other. */
+#define CALL_HEADS_NEXT                                                                                                            \
+    " UNION ALL SELECT n.call_id, n.next_attempt_at FROM heads h CROSS JOIN LATERAL (SELECT call_id, next_attempt_at FROM "        \
+    "call_events WHERE delivered_at IS NULL AND failed_at IS NULL AND call_id > h.call_id ORDER BY call_id, id LIMIT 1) n"
 
 /* The same for the endpoints' streams, on webhook_deliveries_pending (0014). */
-#define STREAM_HEADS(cte, after)                                                                                                   \
-    "(SELECT endpoint_id, stream, next_attempt_at FROM webhook_deliveries WHERE state = 'pending' AND (endpoint_id, stream) > " \
-    after " ORDER BY endpoint_id, stream, event_id, id LIMIT 1) UNION ALL SELECT n.endpoint_id, n.stream, n.next_attempt_at "   \
-    "FROM " cte " h CROSS JOIN LATERAL (SELECT endpoint_id, stream, next_attempt_at FROM webhook_deliveries WHERE state = "         \
-    "'pending' AND (endpoint_id, stream) > (h.endpoint_id, h.stream) ORDER BY endpoint_id, stream, event_id, id LIMIT 1) n"
-
-/* The account's active secrets, newest first, for signing. */
-#define SECRETS(account, limit)                                                                                                   \
-    "(SELECT string_agg(secret, ' ' ORDER BY id DESC) AS secrets FROM (SELECT id, secret FROM webhook_secrets ws WHERE "          \
-    "ws.account_id = " account " AND (ws.expires_at IS NULL OR ws.expires_at > now()) ORDER BY id DESC LIMIT " limit ") newest)"
+#define STREAM_HEADS_NEXT                                                                                                          \
+    " UNION ALL SELECT n.endpoint_id, n.stream, n.next_attempt_at FROM streams h CROSS JOIN LATERAL (SELECT endpoint_id, "         \
+    "stream, next_attempt_at FROM webhook_deliveries WHERE state = 'pending' AND (endpoint_id, stream) > (h.endpoint_id, "         \
+    "h.stream) ORDER BY endpoint_id, stream, event_id, id LIMIT 1) n"
 
 /* Up to $4 calls whose oldest pending event is due, not held here ($2) nor leased by another
  * deliverer, leased to $3 for $5 seconds, with up to $6 of their pending events each. A
@@ -174,22 +167,26 @@ struct webhooks_t {
  * database more than the rest of the claim. A call leased without pending events (delivered
  * meanwhile by a deliverer whose lease ended) comes back with NULL events, to be let go. */
 static const char s_claim_calls_sql[] =
-    "WITH RECURSIVE heads AS (" CALL_HEADS("heads", "$1::bigint") "), "
+    "WITH RECURSIVE heads AS ((SELECT call_id, next_attempt_at FROM call_events WHERE delivered_at IS NULL AND failed_at IS NULL "
+    "AND call_id > $1 ORDER BY call_id, id LIMIT 1)" CALL_HEADS_NEXT "), "
     "chosen AS (SELECT call_id FROM heads h WHERE next_attempt_at <= now() AND call_id <> ALL ($2::bigint[]) AND NOT EXISTS "
     "(SELECT 1 FROM call_event_leases l WHERE l.call_id = h.call_id AND l.until > now() AND l.holder <> $3) LIMIT $4), "
     "leased AS (INSERT INTO call_event_leases AS l (call_id, holder, until) SELECT call_id, $3, now() + make_interval(secs => $5) "
     "FROM chosen ON CONFLICT (call_id) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until "
     "WHERE l.until <= now() OR l.holder = EXCLUDED.holder RETURNING call_id) "
     "SELECT c.id, c.call_state_url, s.secrets, e.id, e.attempts, e.type, e.occurred_at AT TIME ZONE 'UTC', e.payload "
-    "FROM leased JOIN calls c ON c.id = leased.call_id CROSS JOIN LATERAL " SECRETS("c.account_id", "$7") " s "
+    "FROM leased JOIN calls c ON c.id = leased.call_id CROSS JOIN LATERAL (SELECT string_agg(secret, ' ' ORDER BY id DESC) "
+    "AS secrets FROM (SELECT id, secret FROM webhook_secrets w WHERE w.account_id = c.account_id AND (w.expires_at IS NULL OR "
+    "w.expires_at > now()) ORDER BY id DESC LIMIT $7) newest) s "
     "LEFT JOIN LATERAL (SELECT id, attempts, type, occurred_at, payload FROM call_events e WHERE e.call_id = c.id AND "
     "e.delivered_at IS NULL AND e.failed_at IS NULL ORDER BY e.id LIMIT $6) e ON true ORDER BY c.id, e.id";
 
 /* The endpoints' counterpart: streams of enabled endpoints, with their events' documents. A
  * delivery whose event is gone comes with NULL event columns. */
 static const char s_claim_streams_sql[] =
-    "WITH RECURSIVE heads AS (" STREAM_HEADS("heads", "($1::bigint, $2::bigint)") "), "
-    "chosen AS (SELECT endpoint_id, stream FROM heads h WHERE next_attempt_at <= now() AND (endpoint_id, stream) NOT IN "
+    "WITH RECURSIVE streams AS ((SELECT endpoint_id, stream, next_attempt_at FROM webhook_deliveries WHERE state = 'pending' "
+    "AND (endpoint_id, stream) > ($1::bigint, $2::bigint) ORDER BY endpoint_id, stream, event_id, id LIMIT 1)" STREAM_HEADS_NEXT
+    "), chosen AS (SELECT endpoint_id, stream FROM streams h WHERE next_attempt_at <= now() AND (endpoint_id, stream) NOT IN "
     "(SELECT * FROM unnest($3::bigint[], $4::bigint[])) AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = h.endpoint_id "
     "AND w.enabled) AND NOT EXISTS (SELECT 1 FROM webhook_stream_leases l WHERE l.endpoint_id = h.endpoint_id AND l.stream = "
     "h.stream AND l.until > now() AND l.holder <> $5) LIMIT $6), "
@@ -197,7 +194,9 @@ static const char s_claim_streams_sql[] =
     "now() + make_interval(secs => $7) FROM chosen ON CONFLICT (endpoint_id, stream) DO UPDATE SET holder = EXCLUDED.holder, "
     "until = EXCLUDED.until WHERE l.until <= now() OR l.holder = EXCLUDED.holder RETURNING endpoint_id, stream) "
     "SELECT l.endpoint_id, l.stream, w.url, s.secrets, d.id, d.attempts, ev.* FROM leased l JOIN webhook_endpoints w ON "
-    "w.id = l.endpoint_id CROSS JOIN LATERAL " SECRETS("w.account_id", "$9") " s "
+    "w.id = l.endpoint_id CROSS JOIN LATERAL (SELECT string_agg(secret, ' ' ORDER BY id DESC) AS secrets FROM (SELECT id, "
+    "secret FROM webhook_secrets ws WHERE ws.account_id = w.account_id AND (ws.expires_at IS NULL OR ws.expires_at > now()) "
+    "ORDER BY id DESC LIMIT $9) newest) s "
     "LEFT JOIN LATERAL (SELECT id, event_id, attempts FROM webhook_deliveries d WHERE d.endpoint_id = l.endpoint_id AND "
     "d.stream = l.stream AND d.state = 'pending' ORDER BY d.event_id, d.id LIMIT $8) d ON true "
     "LEFT JOIN LATERAL (SELECT " EVENT_JSON_COLUMNS " FROM events WHERE events.id = d.event_id) ev ON true "
@@ -229,7 +228,8 @@ static const char s_settle_calls_sql[] =
     "released AS (DELETE FROM call_event_leases WHERE call_id = ANY ($13::bigint[]) AND holder = $14), "
     "settled AS (UPDATE call_events e SET attempts = a.attempt, delivered_at = CASE WHEN a.delivered THEN now() END, "
     "delivered_attempted_at = CASE WHEN a.delivered THEN a.ended - make_interval(secs => a.duration / 1000.0) END, "
-    "delivered_status = CASE WHEN a.delivered THEN a.status END, delivered_duration_ms = CASE WHEN a.delivered THEN a.duration END, "
+    "delivered_status = CASE WHEN a.delivered THEN a.status END, delivered_duration_ms = CASE WHEN a.delivered THEN a.duration "
+    "END, "
     "failed_at = CASE WHEN NOT a.delivered AND (a.gone OR e.created_at < now() - make_interval(secs => $12::int)) THEN now() END, "
     "last_error = CASE WHEN a.delivered THEN e.last_error ELSE a.error END, "
     "next_attempt_at = CASE WHEN a.delivered OR a.gone THEN e.next_attempt_at ELSE a.ended + make_interval(secs => "
@@ -282,8 +282,9 @@ static const char s_settle_streams_sql[] =
  * its retry time, or the end of another deliverer's lease on it. Only heads count: the events
  * queued behind one in back-off are due but may not be sent. */
 static const char s_next_due_sql[] =
-    "WITH RECURSIVE heads AS (" CALL_HEADS("heads", "0") "), "
-    "streams AS (" STREAM_HEADS("streams", "(0, -1)") ") "
+    "WITH RECURSIVE heads AS ((SELECT call_id, next_attempt_at FROM call_events WHERE delivered_at IS NULL AND failed_at IS NULL "
+    "ORDER BY call_id, id LIMIT 1)" CALL_HEADS_NEXT "), streams AS ((SELECT endpoint_id, stream, next_attempt_at FROM "
+    "webhook_deliveries WHERE state = 'pending' ORDER BY endpoint_id, stream, event_id, id LIMIT 1)" STREAM_HEADS_NEXT ") "
     "SELECT ceil(extract(epoch FROM least((SELECT min(greatest(h.next_attempt_at, l.until)) FROM heads h LEFT JOIN "
     "call_event_leases l ON l.call_id = h.call_id AND l.holder <> $1 WHERE h.call_id <> ALL ($2::bigint[])), "
     "(SELECT min(greatest(h.next_attempt_at, l.until)) FROM streams h JOIN webhook_endpoints w ON w.id = h.endpoint_id AND "
@@ -603,8 +604,8 @@ static void s_outcome(webhooks_t *self, queue_t *q, item_t *item, const outcome_
     q->busy = false;
     batch_t *b = &box->next;
     if (s_reserve((void **)&b->outcomes, &b->cap_outcomes, b->n_outcomes + 1, sizeof(outcome_t)) != 0) {
-        log_error("webhooks: %s=%" PRId64 ": outcome not recorded (out of memory): posted again", q->outbox == OUTBOX_CALLS ? "event" : "delivery",
-                  item->row);
+        log_error("webhooks: %s=%" PRId64 ": outcome not recorded (out of memory): posted again",
+                  q->outbox == OUTBOX_CALLS ? "event" : "delivery", item->row);
         s_queue_stop(self, q);
     } else {
         outcome_t *o = &b->outcomes[b->n_outcomes++];
@@ -681,7 +682,8 @@ static void s_start(webhooks_t *self, queue_t *q, delivery_t *d)
     snprintf(d->time_header, sizeof(d->time_header), "webhook-timestamp: %" PRId64, timestamp);
     snprintf(d->signature_header, sizeof(d->signature_header), "webhook-signature: %s", signature);
     /* "Expect:" keeps libcurl from waiting for a 100 Continue before larger bodies. */
-    char *lines[] = {(char *)"Content-Type: application/json", d->id_header, d->time_header, d->signature_header, (char *)"Expect:"};
+    char *lines[] = {(char *)"Content-Type: application/json", d->id_header, d->time_header, d->signature_header,
+                     (char *)"Expect:"};
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
         d->headers[i] = (struct curl_slist){lines[i], i + 1 < sizeof(lines) / sizeof(lines[0]) ? &d->headers[i + 1] : NULL};
     if (d->easy == NULL) {
@@ -1059,7 +1061,8 @@ static void s_send_settle(webhooks_t *self, outbox_t outbox)
     if (outbox == OUTBOX_ENDPOINTS)
         values[n++] = t[10].data;
     values[n++] = self->holder;
-    if (failed || s_send(self, SENT_SETTLE, outbox, outbox == OUTBOX_CALLS ? STMT_SETTLE_CALLS : STMT_SETTLE_STREAMS, n, values) != 0) {
+    if (failed ||
+        s_send(self, SENT_SETTLE, outbox, outbox == OUTBOX_CALLS ? STMT_SETTLE_CALLS : STMT_SETTLE_STREAMS, n, values) != 0) {
         /* Kept for the next statement; a failed send means a broken connection. */
         if (failed)
             log_error("webhooks: out of memory writing %zu outcomes: retried", b->n_outcomes);
@@ -1182,7 +1185,7 @@ static void s_settled(webhooks_t *self, outbox_t outbox, const PGresult *res)
         for (int r = 0; res && r < PQntuples(res) && !given_up; r++)
             given_up = s_value(res, r, 0) == o->row;
         log_warn("webhooks: %s=%" PRId64 " not delivered: %s%s", calls ? "event" : "delivery", o->row, o->error,
-                 o->gone ? (calls ? " (the call's URL is given up)" : " (the endpoint is disabled)")
+                 o->gone    ? (calls ? " (the call's URL is given up)" : " (the endpoint is disabled)")
                  : given_up ? " (too old: given up)"
                             : "");
     }
@@ -1211,7 +1214,8 @@ static void s_completed(webhooks_t *self, PGresult *res)
     self->previous = kind;
     if (kind == SENT_SETTLE) {
         if (!ok)
-            log_error("webhooks: %zu outcomes not recorded (posted again): %s", self->box[outbox].sending.n_outcomes, PQresultErrorMessage(res));
+            log_error("webhooks: %zu outcomes not recorded (posted again): %s", self->box[outbox].sending.n_outcomes,
+                      PQresultErrorMessage(res));
         s_settled(self, outbox, ok ? res : NULL);
     } else if (kind == SENT_CLAIM) {
         if (ok)
@@ -1224,7 +1228,9 @@ static void s_completed(webhooks_t *self, PGresult *res)
         }
     } else {
         int64_t wait = WEBHOOKS_IDLE_MS;
-        if (ok && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+        if (!ok)
+            log_error("webhooks: finding when the next retry is due: %s", PQresultErrorMessage(res));
+        else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
             double ms = strtod(PQgetvalue(res, 0, 0), NULL);
             wait = ms <= 0 ? 0 : ms < WEBHOOKS_IDLE_MS ? (int64_t)ms : WEBHOOKS_IDLE_MS;
         }
