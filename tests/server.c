@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +162,29 @@ json_t *test_call(test_server_t *s, const char *key, const char *auth, const cha
     test_reply_free(&r);
     assert_true(parsed);
     return doc;
+}
+
+size_t test_event_ids(test_server_t *s, const char *key, const char *auth, int64_t after, const char *filter, int64_t *ids,
+                      size_t max)
+{
+    size_t n = 0;
+    while (true) {
+        char path[512];
+        snprintf(path, sizeof(path), "/v1/events?after=%" PRId64 "&limit=100%s", after, filter);
+        json_t *page = test_call(s, key, auth, "GET", path, NULL, NULL, 0, 200);
+        json_t *items = json_object_get(page, "items");
+        size_t i;
+        json_t *item;
+        json_array_foreach(items, i, item)
+        {
+            assert_true(n < max);
+            ids[n++] = after = json_integer_value(json_object_get(item, "id"));
+        }
+        size_t count = json_array_size(items);
+        json_decref(page);
+        if (count < 100)
+            return n;
+    }
 }
 
 void test_reply_free(test_reply_t *r)

@@ -82,6 +82,13 @@ int test_wait_status(test_server_t *s, const char *path, bool with_auth, long wa
 json_t *test_call(test_server_t *s, const char *key, const char *auth, const char *method, const char *path,
                   const char *content_type, const char *body, size_t body_len, long want);
 
+/**
+ * The ids GET /v1/events lists after `after` for `filter` (a query suffix such as "&type=x",
+ * or ""), every page, into ids (at most max: more fails the test). Returns how many.
+ */
+size_t test_event_ids(test_server_t *s, const char *key, const char *auth, int64_t after, const char *filter, int64_t *ids,
+                      size_t max);
+
 /** The reply body parsed as JSON, or NULL. */
 json_t *test_reply_json(const test_reply_t *reply);
 

@@ -218,34 +218,11 @@ static void s_wait_events(sse_t *s, size_t n)
     assert_true(s->n >= n);
 }
 
-/* The ids the events API lists after `after` for `filter` (a query suffix), into ids. */
-static size_t s_api_ids(const char *key, const char *auth, int64_t after, const char *filter, int64_t *ids, size_t max)
-{
-    size_t n = 0;
-    while (true) {
-        char path[512];
-        snprintf(path, sizeof(path), "/v1/events?after=%" PRId64 "&limit=100%s", after, filter);
-        json_t *page = test_call(g.server, key, auth, "GET", path, NULL, NULL, 0, 200);
-        json_t *items = json_object_get(page, "items");
-        size_t i;
-        json_t *item;
-        json_array_foreach(items, i, item)
-        {
-            assert_true(n < max);
-            ids[n++] = after = json_integer_value(json_object_get(item, "id"));
-        }
-        size_t count = json_array_size(items);
-        json_decref(page);
-        if (count < 100)
-            return n;
-    }
-}
-
 /* The stream delivered exactly what the API lists after `after` for `filter`, in order. */
 static void s_assert_same_as_api(sse_t *s, int64_t after, const char *filter)
 {
     int64_t *ids = calloc(SSE_MAX_EVENTS, sizeof(*ids));
-    size_t n = s_api_ids(g.server->key, g.server->auth, after, filter, ids, SSE_MAX_EVENTS);
+    size_t n = test_event_ids(g.server, g.server->key, g.server->auth, after, filter, ids, SSE_MAX_EVENTS);
     s_wait_events(s, n);
     for (int i = 0; i < 20; i++)
         s_pump(50); /* anything beyond would be a duplicate or a stranger */
@@ -358,7 +335,7 @@ static void test_a_reconnect_resumes_after_its_last_event(void **state)
     int64_t ids[64];
     char filter[64];
     snprintf(filter, sizeof(filter), "&campaign_id=%" PRId64, g_campaign);
-    size_t n = s_api_ids(g.server->key, g.server->auth, g_first_id, filter, ids, 64);
+    size_t n = test_event_ids(g.server, g.server->key, g.server->auth, g_first_id, filter, ids, 64);
     assert_true(n >= 6);
     char query[64];
     snprintf(query, sizeof(query), "?campaign_id=%" PRId64, g_campaign);

@@ -404,34 +404,11 @@ static void s_wait_closed(ws_t *ws)
     assert_true(ws->eof);
 }
 
-/* The ids the events API lists after `after` for `filter` (a query suffix), into ids. */
-static size_t s_api_ids(int64_t after, const char *filter, int64_t *ids, size_t max)
-{
-    size_t n = 0;
-    while (true) {
-        char path[512];
-        snprintf(path, sizeof(path), "/v1/events?after=%" PRId64 "&limit=100%s", after, filter);
-        json_t *page = test_call(g.server, g.server->key, g.server->auth, "GET", path, NULL, NULL, 0, 200);
-        json_t *items = json_object_get(page, "items");
-        size_t i;
-        json_t *item;
-        json_array_foreach(items, i, item)
-        {
-            assert_true(n < max);
-            ids[n++] = after = json_integer_value(json_object_get(item, "id"));
-        }
-        size_t count = json_array_size(items);
-        json_decref(page);
-        if (count < 100)
-            return n;
-    }
-}
-
 /* The stream delivered exactly what the API lists after `after` for `filter`, in order. */
 static void s_assert_same_as_api(ws_t *ws, int64_t after, const char *filter)
 {
     int64_t *ids = calloc(WS_MAX_EVENTS, sizeof(*ids));
-    size_t n = s_api_ids(after, filter, ids, WS_MAX_EVENTS);
+    size_t n = test_event_ids(g.server, g.server->key, g.server->auth, after, filter, ids, WS_MAX_EVENTS);
     s_wait_events(ws, n);
     for (int i = 0; i < 20; i++)
         s_pump(50); /* anything beyond would be a duplicate or a stranger */
@@ -516,7 +493,7 @@ static void test_after_resumes_with_exactly_the_missed_events(void **state)
     int64_t ids[64];
     char filter[64], query[128], key_line[300], auth_line[300];
     snprintf(filter, sizeof(filter), "&campaign_id=%" PRId64, g_campaign);
-    size_t n = s_api_ids(g_first_id, filter, ids, 64);
+    size_t n = test_event_ids(g.server, g.server->key, g.server->auth, g_first_id, filter, ids, 64);
     assert_true(n >= 4);
     snprintf(query, sizeof(query), "?campaign_id=%" PRId64 "&after=%" PRId64, g_campaign, ids[1]);
     ws_t *ws = s_open_account(query, false);
