@@ -1,5 +1,7 @@
 #include "actors/importer/import.h"
 
+#include "actors/importer/keyset.h"
+
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -32,15 +34,6 @@ typedef struct {
     size_t len, cap;
     bool failed;
 } buffer_t;
-
-/* An open-addressing set of non-zero 64-bit keys, with an optional value each: a campaign's
- * phones (E.164 digits as a number) with their number ids, or hashes of its custom_ids. */
-typedef struct {
-    uint64_t *keys;
-    int64_t *values; /* NULL for a plain set */
-    size_t mask, count;
-    bool with_values;
-} keyset_t;
 
 /* A new number's blocked flag, written 'f' into the COPY text by the parsing thread and turned to
  * 't' by the flushing thread, which owns the blocked numbers (they are re-read under a lock in
@@ -88,14 +81,14 @@ typedef struct {
     /* What the campaign has, read once under the campaign's advisory lock (held by `flush` for
      * the whole import, so no other import adds to the campaign meanwhile) and kept up to date
      * by the parsing thread. */
-    keyset_t numbers, custom_ids;
+    keyset_t *numbers, *custom_ids;
     int64_t *ids; /* number ids reserved from the sequence, handed out in order */
     size_t id_next, id_count;
     char id_sequence[128];
 
     /* Owned by the flushing thread: the blocked numbers of the account and campaign, as of
      * blocked_number_versions' `blocked_version`. */
-    keyset_t blocked;
+    keyset_t *blocked;
     int64_t blocked_version;
 
     /* Parsing and writing overlap: while the flushing thread writes one batch on its own
@@ -185,80 +178,7 @@ static bool s_reserve(void *array, size_t *cap, size_t need, size_t size)
     return true;
 }
 
-/* ---- key sets ------------------------------------------------------------------------------ */
-
-/* A 64-bit mix (the finalizer of MurmurHash3) spreads phone numbers, which share long prefixes,
- * over the slots. */
-static size_t s_slot(uint64_t key, size_t mask)
-{
-    key ^= key >> 33;
-    key *= 0xff51afd7ed558ccdULL;
-    key ^= key >> 33;
-    key *= 0xc4ceb9fe1a85ec53ULL;
-    key ^= key >> 33;
-    return (size_t)key & mask;
-}
-
-/* The slot holding `key`, or the empty one where it would go. */
-static size_t s_keyset_find(const keyset_t *set, uint64_t key)
-{
-    size_t i = s_slot(key, set->mask);
-    while (set->keys[i] != 0 && set->keys[i] != key)
-        i = (i + 1) & set->mask;
-    return i;
-}
-
-static bool s_keyset_has(const keyset_t *set, uint64_t key, int64_t *value)
-{
-    if (set->keys == NULL)
-        return false;
-    size_t i = s_keyset_find(set, key);
-    if (set->keys[i] == 0)
-        return false;
-    if (value)
-        *value = set->values[i];
-    return true;
-}
-
-/* Adds or replaces `key`; false if memory ran out. Kept at most three quarters full. */
-static bool s_keyset_put(keyset_t *set, uint64_t key, int64_t value)
-{
-    if (set->keys == NULL || (set->count + 1) * 4 > (set->mask + 1) * 3) {
-        size_t cap = set->keys ? (set->mask + 1) * 2 : 4096;
-        keyset_t grown = {.keys = calloc(cap, sizeof(uint64_t)), .mask = cap - 1, .with_values = set->with_values};
-        if (grown.keys == NULL || (set->with_values && (grown.values = calloc(cap, sizeof(int64_t))) == NULL)) {
-            free(grown.keys);
-            return false;
-        }
-        for (size_t i = 0; set->keys && i <= set->mask; i++) {
-            if (set->keys[i] == 0)
-                continue;
-            size_t j = s_keyset_find(&grown, set->keys[i]);
-            grown.keys[j] = set->keys[i];
-            if (grown.values)
-                grown.values[j] = set->values[i];
-        }
-        grown.count = set->count;
-        free(set->keys);
-        free(set->values);
-        *set = grown;
-    }
-    size_t i = s_keyset_find(set, key);
-    set->count += set->keys[i] == 0;
-    set->keys[i] = key;
-    if (set->values)
-        set->values[i] = value;
-    return true;
-}
-
-static void s_keyset_free(keyset_t *set)
-{
-    free(set->keys);
-    free(set->values);
-    set->keys = NULL;
-    set->values = NULL;
-    set->count = set->mask = 0;
-}
+/* ---- keys ------------------------------------------------------------------------------------ */
 
 /* An E.164 number as the key of a set: its digits as a number. E.164 digits never start with 0,
  * so distinct numbers give distinct keys; 0 when the number has more than 19 digits (past what
@@ -272,9 +192,9 @@ static uint64_t s_phone_key(const char *e164)
     return digits == 0 || digits > 19 ? 0 : key;
 }
 
-/* custom_ids are kept as 64-bit FNV-1a hashes: a hash seen before sends the row down the path
- * that updates the lead by its custom_id in SQL, which also copes with the rare collision (the
- * update finds nothing and the lead is inserted). */
+/* custom_ids are kept as fingerprints of their 64-bit FNV-1a hashes (keyset.h): one seen before
+ * sends the row down the path that updates the lead by its custom_id in SQL, which also copes
+ * with the rare collision (the update finds nothing and the lead is inserted). */
 static uint64_t s_text_key(const char *s, size_t len)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
@@ -412,14 +332,19 @@ static int s_load_blocked(import_t *im)
     PGresult *res = PQexecParams(
         im->flush, "SELECT number FROM blocked_numbers WHERE account_id = $1 AND (campaign_id IS NULL OR campaign_id = $2)", 2,
         NULL, p, NULL, NULL, 0);
-    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-    s_keyset_free(&im->blocked);
+    keyset_t *blocked = keyset_new(KEYSET_EXACT);
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && blocked != NULL;
     for (int i = 0; ok && i < PQntuples(res); i++) {
         uint64_t key = s_phone_key(PQgetvalue(res, i, 0));
-        ok = key == 0 || s_keyset_put(&im->blocked, key, 0);
+        ok = key == 0 || keyset_put(blocked, key, 0) == 0;
     }
-    if (!ok)
-        log_warn("import: blocked numbers: %s", PQresultErrorMessage(res));
+    if (ok) {
+        keyset_destroy(&im->blocked);
+        im->blocked = blocked;
+    } else {
+        log_warn("import: blocked numbers: %s", blocked ? PQresultErrorMessage(res) : "out of memory");
+        keyset_destroy(&blocked);
+    }
     PQclear(res);
     return ok ? 0 : -1;
 }
@@ -464,10 +389,10 @@ static int s_flush(import_t *im, batch_t *batch)
         if (s_blocked_current(im) != 0)
             goto Rollback;
         for (size_t i = 0; i < batch->flag_count; i++)
-            if (s_keyset_has(&im->blocked, batch->flags[i].phone, NULL))
+            if (keyset_has(im->blocked, batch->flags[i].phone, NULL))
                 batch->numbers.data[batch->flags[i].offset] = 't';
         for (size_t i = 0; i < batch->phone_count; i++)
-            blocked += s_keyset_has(&im->blocked, batch->phones[i], NULL);
+            blocked += keyset_has(im->blocked, batch->phones[i], NULL);
     }
     char sql[512];
     snprintf(sql, sizeof(sql), "COPY leads (account_id, campaign_id, number_id, list_id, %s) FROM STDIN", s_lead_columns);
@@ -736,14 +661,14 @@ static void s_add_row(import_t *im, int64_t record, const char *e164, uint64_t p
     batch_t *batch = im->batch;
     int64_t number_id;
     bool new_number = false;
-    if (!s_keyset_has(&im->numbers, phone, &number_id)) {
-        if (im->numbers.count >= IMPORT_CAMPAIGN_NUMBERS_MAX) {
+    if (!keyset_has(im->numbers, phone, &number_id)) {
+        if (keyset_count(im->numbers) >= IMPORT_CAMPAIGN_NUMBERS_MAX) {
             s_fail(im, "The campaign would have more than %d numbers; split it into several campaigns.",
                    IMPORT_CAMPAIGN_NUMBERS_MAX);
             batch->failed = true;
             return;
         }
-        if ((number_id = s_next_id(im)) == 0 || !s_keyset_put(&im->numbers, phone, number_id) ||
+        if ((number_id = s_next_id(im)) == 0 || keyset_put(im->numbers, phone, number_id) != 0 ||
             !s_reserve(&batch->flags, &batch->flag_cap, batch->flag_count + 1, sizeof(flag_t))) {
             batch->failed = true;
             return;
@@ -765,7 +690,7 @@ static void s_add_row(import_t *im, int64_t record, const char *e164, uint64_t p
     } else if (number_id < 0) {
         /* A pruned number that comes back is restored; its old leads stay, so its lead is staged. */
         number_id = -number_id;
-        if (!s_keyset_put(&im->numbers, phone, number_id) ||
+        if (keyset_put(im->numbers, phone, number_id) != 0 ||
             !s_reserve(&batch->restored, &batch->restored_cap, batch->restored_count + 1, sizeof(int64_t))) {
             batch->failed = true;
             return;
@@ -784,14 +709,14 @@ static void s_add_row(import_t *im, int64_t record, const char *e164, uint64_t p
     bool copy = new_number;
     if (custom_id) {
         uint64_t key = s_text_key(custom_id->data, custom_id->len);
-        copy = !s_keyset_has(&im->custom_ids, key, NULL);
-        if (copy && im->custom_ids.count >= IMPORT_CAMPAIGN_NUMBERS_MAX) {
+        copy = !keyset_has(im->custom_ids, key, NULL);
+        if (copy && keyset_count(im->custom_ids) >= IMPORT_CAMPAIGN_NUMBERS_MAX) {
             s_fail(im, "The campaign would have more than %d leads with a custom_id; split it into several campaigns.",
                    IMPORT_CAMPAIGN_NUMBERS_MAX);
             batch->failed = true;
             return;
         }
-        if (copy && !s_keyset_put(&im->custom_ids, key, 0)) {
+        if (copy && keyset_put(im->custom_ids, key, 0) != 0) {
             batch->failed = true;
             return;
         }
@@ -1014,12 +939,12 @@ static bool s_on_number(import_t *im, const PGresult *res)
 {
     int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     uint64_t key = s_phone_key(PQgetvalue(res, 0, 1));
-    return key == 0 || s_keyset_put(&im->numbers, key, strcmp(PQgetvalue(res, 0, 2), "t") == 0 ? -id : id);
+    return key == 0 || keyset_put(im->numbers, key, strcmp(PQgetvalue(res, 0, 2), "t") == 0 ? -id : id) == 0;
 }
 
 static bool s_on_custom_id(import_t *im, const PGresult *res)
 {
-    return s_keyset_put(&im->custom_ids, s_text_key(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)), 0);
+    return keyset_put(im->custom_ids, s_text_key(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)), 0) == 0;
 }
 
 /* What an import list needs before its first row: the campaign's lock, its numbers and
@@ -1035,7 +960,7 @@ static int s_campaign_state(import_t *im)
     if (!ok || s_stream(im, "SELECT id, phone, removed_at IS NOT NULL FROM numbers WHERE campaign_id = $1", s_on_number) != 0 ||
         s_stream(im, "SELECT custom_id FROM leads WHERE campaign_id = $1 AND custom_id IS NOT NULL", s_on_custom_id) != 0)
         return -1;
-    if (im->numbers.count > IMPORT_CAMPAIGN_NUMBERS_MAX || im->custom_ids.count > IMPORT_CAMPAIGN_NUMBERS_MAX) {
+    if (keyset_count(im->numbers) > IMPORT_CAMPAIGN_NUMBERS_MAX || keyset_count(im->custom_ids) > IMPORT_CAMPAIGN_NUMBERS_MAX) {
         s_fail(im, "The campaign has more than %d numbers or leads; import into another campaign.", IMPORT_CAMPAIGN_NUMBERS_MAX);
         return -1;
     }
@@ -1062,7 +987,6 @@ import_result_t import_run(PGconn *conn, const char *database_url, const import_
                    .pid = worker_pid,
                    .prune_leads = strcmp(job->purpose, "prune_leads") == 0,
                    .adds = strcmp(job->purpose, "import") == 0,
-                   .numbers = {.with_values = true},
                    .result = IMPORT_DONE,
                    .failure = failure,
                    .failure_size = failure_size,
@@ -1076,6 +1000,11 @@ import_result_t import_run(PGconn *conn, const char *database_url, const import_
     snprintf(im.campaign, sizeof(im.campaign), "%" PRId64, job->campaign_id);
     snprintf(im.list, sizeof(im.list), "%" PRId64, job->list_id);
     snprintf(im.pid_text, sizeof(im.pid_text), "%d", worker_pid);
+    if ((im.numbers = keyset_new(KEYSET_WITH_VALUES)) == NULL || (im.custom_ids = keyset_new(KEYSET_FINGERPRINTS)) == NULL ||
+        (im.blocked = keyset_new(KEYSET_EXACT)) == NULL) {
+        im.result = IMPORT_LOST;
+        goto Exit;
+    }
     im.map = json_loads(job->column_map, 0, NULL);
     if (im.map == NULL || !json_is_object(im.map)) {
         s_fail(&im, "The list's column_map is not readable.");
@@ -1149,9 +1078,9 @@ Exit:
         free(batch->flags);
         free(batch->restored);
     }
-    s_keyset_free(&im.numbers);
-    s_keyset_free(&im.custom_ids);
-    s_keyset_free(&im.blocked);
+    keyset_destroy(&im.numbers);
+    keyset_destroy(&im.custom_ids);
+    keyset_destroy(&im.blocked);
     free(im.ids);
     return im.result;
 }

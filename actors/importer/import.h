@@ -15,8 +15,8 @@
 #define IMPORT_FIELD_MAX   1000 /* characters in one lead field */
 #define IMPORT_MESSAGE_MAX 300
 /* The most numbers (and the most leads with a custom_id) one campaign may have: an import keeps
- * the campaign's phones with their ids (16 bytes each) and its custom_id hashes (8 bytes) in
- * memory, in tables at most three quarters full, so this bounds an importer at about 400 MiB. */
+ * the campaign's phones with their ids (16 bytes each) and fingerprints of its custom_ids (4
+ * bytes) in memory (keyset.h: about 1.3 times that), so this bounds an importer at about 300 MiB. */
 #define IMPORT_CAMPAIGN_NUMBERS_MAX 10000000
 
 typedef enum {
