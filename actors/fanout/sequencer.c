@@ -9,6 +9,9 @@
 #include "common/event_json.h"
 #include "common/log.h"
 
+/* What to publish: the events after the last one published, oldest first, a page at a time. */
+#define PUBLISH_SQL "SELECT " EVENT_JSON_COLUMNS ", account_id FROM events WHERE id > $1 ORDER BY id LIMIT $2"
+
 struct sequencer_t {
     char *database_url;
     PGconn *conn;       /* NULL or broken: reconnected at the next run */
@@ -92,22 +95,6 @@ void sequencer_readable(sequencer_t *self)
     }
 }
 
-/* One numbering transaction: the count moved, or -1 when the database failed. */
-static int s_batch(sequencer_t *self)
-{
-    char max[16];
-    snprintf(max, sizeof(max), "%d", SEQUENCER_BATCH);
-    const char *params[] = {max};
-    PGresult *res = PQexecParams(self->conn, "SELECT events_sequence($1)", 1, NULL, params, NULL, NULL, 0);
-    int moved = -1;
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-        moved = atoi(PQgetvalue(res, 0, 0));
-    else
-        log_error("sequencer: numbering events: %s", PQresultErrorMessage(res));
-    PQclear(res);
-    return moved;
-}
-
 static void s_put_int64(unsigned char *p, const char *text)
 {
     uint64_t v = text ? (uint64_t)strtoll(text, NULL, 10) : 0;
@@ -158,6 +145,21 @@ static bool s_publish_row(sequencer_t *self, PGresult *res, int row)
     return ok;
 }
 
+/* Publishes the rows of one publishing query (PUBLISH_SQL): the count read, or -1 when it failed. */
+static int s_publish_rows(sequencer_t *self, PGresult *res)
+{
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_error("sequencer: reading events to publish: %s", res ? PQresultErrorMessage(res) : PQerrorMessage(self->conn));
+        return -1;
+    }
+    int rows = PQntuples(res);
+    for (int row = 0; row < rows; row++) {
+        s_publish_row(self, res, row);
+        self->published = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+    }
+    return rows;
+}
+
 /* Publishes what was numbered since the last id published, a bounded query at a time. A PUB
  * socket never blocks: at its high-water mark it drops, which subscribers see as a gap. */
 static void s_publish(sequencer_t *self)
@@ -170,21 +172,72 @@ static void s_publish(sequencer_t *self)
         snprintf(after, sizeof(after), "%lld", (long long)self->published);
         snprintf(limit, sizeof(limit), "%d", SEQUENCER_PUBLISH_MAX);
         const char *params[] = {after, limit};
-        PGresult *res =
-            PQexecParams(self->conn, "SELECT " EVENT_JSON_COLUMNS ", account_id FROM events WHERE id > $1 ORDER BY id LIMIT $2", 2,
-                         NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            log_error("sequencer: reading events to publish: %s", PQresultErrorMessage(res));
-            PQclear(res);
-            return;
-        }
-        rows = PQntuples(res);
-        for (int row = 0; row < rows; row++) {
-            s_publish_row(self, res, row);
-            self->published = strtoll(PQgetvalue(res, row, 0), NULL, 10);
-        }
+        PGresult *res = PQexecParams(self->conn, PUBLISH_SQL, 2, NULL, params, NULL, NULL, 0);
+        rows = s_publish_rows(self, res);
         PQclear(res);
     } while (rows == SEQUENCER_PUBLISH_MAX);
+}
+
+/* The results of one pipelined query and the sync after it: the query's result (NULL if the
+ * connection failed before it came), with the end of its results and the sync consumed. */
+static PGresult *s_pipeline_take(PGconn *conn, bool *synced)
+{
+    PGresult *res = PQgetResult(conn);
+    if (res != NULL)
+        PQclear(PQgetResult(conn)); /* the NULL that ends the query's results */
+    PGresult *sync = PQgetResult(conn);
+    *synced = *synced && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    PQclear(sync);
+    return res;
+}
+
+/*
+ * One numbering transaction and, in the same round trip, the read of what to publish after it.
+ * The two statements travel together, each in its own implicit transaction (a sync after each),
+ * so the backend runs the read the moment the numbering commits, instead of waiting for this
+ * process to wake up, see the count and ask: on a loaded machine each of those wake-ups is a
+ * scheduling delay on the way from a producer's commit to the subscribers' sockets.
+ * Returns the count numbered (-1 when the database failed); `read` gets the rows published (-1
+ * when nothing was read).
+ */
+static int s_batch(sequencer_t *self, int *read)
+{
+    char max[16], after[24], limit[16];
+    snprintf(max, sizeof(max), "%d", SEQUENCER_BATCH);
+    snprintf(after, sizeof(after), "%lld", (long long)self->published);
+    snprintf(limit, sizeof(limit), "%d", SEQUENCER_PUBLISH_MAX);
+    const char *number_params[] = {max}, *publish_params[] = {after, limit};
+    bool publishing = self->pub != NULL && self->published >= 0;
+    PGconn *conn = self->conn;
+    *read = -1;
+    bool sent = PQenterPipelineMode(conn) == 1 &&
+                PQsendQueryParams(conn, "SELECT events_sequence($1)", 1, NULL, number_params, NULL, NULL, 0) == 1 &&
+                PQpipelineSync(conn) == 1 &&
+                (!publishing ||
+                 (PQsendQueryParams(conn, PUBLISH_SQL, 2, NULL, publish_params, NULL, NULL, 0) == 1 && PQpipelineSync(conn) == 1));
+    int moved = -1;
+    bool synced = sent;
+    if (sent) {
+        PGresult *res = s_pipeline_take(conn, &synced);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+            moved = atoi(PQgetvalue(res, 0, 0));
+        else
+            log_error("sequencer: numbering events: %s", res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+        PQclear(res);
+        if (publishing) {
+            res = s_pipeline_take(conn, &synced);
+            *read = s_publish_rows(self, res);
+            PQclear(res);
+        }
+    }
+    /* A pipeline left half read would answer the next statement with this one's results. */
+    if (!synced || PQexitPipelineMode(conn) != 1) {
+        log_error("sequencer: pipeline to the database failed (reconnecting): %s", PQerrorMessage(conn));
+        PQfinish(self->conn);
+        self->conn = NULL;
+        return -1;
+    }
+    return moved;
 }
 
 /* The tick message: where the published stream stands (sequencer.h). */
@@ -216,12 +269,13 @@ int sequencer_run(sequencer_t *self)
     if (now < self->wake_at)
         return (int)(self->wake_at - now);
     int64_t deadline = now + SEQUENCER_RUN_MS;
-    int moved;
+    int moved, read;
     do
-        moved = s_batch(self);
+        moved = s_batch(self, &read);
     while (moved == SEQUENCER_BATCH && zclock_mono() < deadline);
-    /* Another sequencer may have numbered events too: publishing reads events, not what moved here. */
-    if (moved >= 0)
+    /* Another sequencer may have numbered events too: publishing reads events, not what moved
+     * here, and a full read means more is waiting. */
+    if (moved >= 0 && (read < 0 || read == SEQUENCER_PUBLISH_MAX))
         s_publish(self);
     /* A notification that arrived while a statement ran was read along with its results: the
      * socket will not turn readable for it, and without this look it would wait for the tick. */
