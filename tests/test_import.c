@@ -10,18 +10,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <arpa/inet.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "tests/server.h"
+#include "tests/webhook_receiver.h"
 
 static test_server_t *g_server;
 
@@ -101,61 +98,20 @@ static void s_import(int64_t list)
     json_decref(s_call("POST", path, NULL, NULL, 0, 202));
 }
 
-/* ---- a one-shot webhook receiver ------------------------------------------------------------ */
+/* ---- the list's notification ---------------------------------------------------------------- */
 
-typedef struct {
-    int fd, port;
-    char body[4096];
-    pthread_t thread;
-} receiver_t;
-
-static void *s_receive(void *arg)
+static int s_answer_no_content(void *arg, const char *path, int nth, int *delay_ms)
 {
-    receiver_t *r = arg;
-    int conn = accept(r->fd, NULL, NULL);
-    if (conn < 0)
-        return NULL;
-    char buf[8192];
-    size_t n = 0;
-    ssize_t got;
-    const char *body = NULL;
-    long length = -1;
-    while (n < sizeof(buf) - 1 && (got = read(conn, buf + n, sizeof(buf) - 1 - n)) > 0) {
-        n += (size_t)got;
-        buf[n] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        char *cl = strcasestr(buf, "content-length:");
-        if (end && cl)
-            length = strtol(cl + 15, NULL, 10), body = end + 4;
-        if (body && (long)(n - (size_t)(body - buf)) >= length)
-            break;
-    }
-    if (body)
-        snprintf(r->body, sizeof(r->body), "%s", body);
-    static const char ok[] = "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
-    ssize_t ignored = write(conn, ok, sizeof(ok) - 1);
-    (void)ignored;
-    close(conn);
-    return NULL;
+    (void)arg, (void)path, (void)nth, (void)delay_ms;
+    return 204;
 }
 
-static void s_receiver_start(receiver_t *r)
+/* The first request the receiver got, once it has come. */
+static void s_first_request(webhook_receiver_t *hook, webhook_received_t *out)
 {
-    memset(r, 0, sizeof(*r));
-    r->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(addr);
-    assert_int_equal(bind(r->fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    assert_int_equal(listen(r->fd, 4), 0);
-    assert_int_equal(getsockname(r->fd, (struct sockaddr *)&addr, &len), 0);
-    r->port = ntohs(addr.sin_port);
-    assert_int_equal(pthread_create(&r->thread, NULL, s_receive, r), 0);
-}
-
-static void s_receiver_stop(receiver_t *r)
-{
-    pthread_join(r->thread, NULL);
-    close(r->fd);
+    for (int i = 0; i < 200 && webhook_receiver_received(hook, out, 1) < 1; i++)
+        usleep(50000);
+    assert_int_equal(webhook_receiver_received(hook, out, 1), 1);
 }
 
 /* ---- setup ---------------------------------------------------------------------------------- */
@@ -182,10 +138,10 @@ static void test_import_normalises_dedupes_blocks_and_reports(void **state)
     int64_t campaign = s_campaign("Import target");
     json_decref(s_call("POST", "/v1/custom_fields", "application/json", "{\"name\": \"precinct\"}", 0, 201));
     json_decref(s_call("POST", "/v1/blocked_numbers", "application/json", "{\"number\": \"+1 312 555 0177\"}", 0, 201));
-    receiver_t hook;
-    s_receiver_start(&hook);
+    webhook_receiver_t *hook = webhook_receiver_new(s_answer_no_content, NULL);
+    assert_non_null(hook);
     char extra[96];
-    snprintf(extra, sizeof(extra), ", \"webhook_url\": \"http://127.0.0.1:%d/done\"", hook.port);
+    snprintf(extra, sizeof(extra), ", \"webhook_url\": \"http://127.0.0.1:%d/done\"", webhook_receiver_port(hook));
     int64_t list = s_list(campaign, "Precinct 7", "import",
                           "{\"Phone\": \"phone\", \"First\": \"first_name\", \"Last\": \"last_name\", \"Ward\": \"precinct\", "
                           "\"Voter ID\": \"custom_id\"}",
@@ -251,8 +207,10 @@ static void test_import_normalises_dedupes_blocks_and_reports(void **state)
     json_decref(leads);
 
     /* The webhook got the outcome, and the list says so. */
-    s_receiver_stop(&hook);
-    json_t *event = json_loads(hook.body, 0, NULL);
+    webhook_received_t notification;
+    s_first_request(hook, &notification);
+    assert_string_equal(notification.path, "/done");
+    json_t *event = json_loads(notification.body, 0, NULL);
     assert_non_null(event);
     assert_string_equal(json_string_value(json_object_get(event, "type")), "list.import.completed");
     assert_int_equal(s_int(json_object_get(event, "data"), "rows_invalid"), 2);
@@ -271,6 +229,7 @@ static void test_import_normalises_dedupes_blocks_and_reports(void **state)
     }
     assert_string_equal(json_string_value(json_object_get(notified, "notify_status")), "delivered: HTTP 204");
     json_decref(notified);
+    webhook_receiver_destroy(&hook);
 
     /* A list whose leads exist cannot be deleted out from under them. */
     snprintf(path, sizeof(path), "/v1/lists/%" PRId64, list);
