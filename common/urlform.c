@@ -1,5 +1,6 @@
 #include "common/urlform.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static int s_hexval(char c)
@@ -55,4 +56,25 @@ int urlform_param(const char *list, size_t len, const char *name, char *out, siz
         p = item_end + 1;
     }
     return -1;
+}
+
+void urlform_append(char *out, size_t size, const char *name, const char *value, const char *plain)
+{
+    size_t n = strlen(out);
+    int w = snprintf(out + n, size - n, "&%s=", name);
+    if (w < 0 || (size_t)w >= size - n)
+        return;
+    n += (size_t)w;
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)value; *p && n + 4 < size; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p) ||
+            strchr(plain, *p)) {
+            out[n++] = (char)*p;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[*p >> 4];
+            out[n++] = hex[*p & 15];
+        }
+    }
+    out[n] = '\0';
 }

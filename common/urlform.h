@@ -24,4 +24,12 @@ int urlform_decode(const char *in, size_t len, char *out, size_t size);
  */
 int urlform_param(const char *list, size_t len, const char *name, char *out, size_t size);
 
+/**
+ * Appends "&name=value" to the text in `out` (NUL-terminated, `size` bytes), the value
+ * percent-encoded but for RFC 3986's unreserved characters and those in `plain` (say "," for a
+ * comma-separated list, which then reads as it was written). The pair is cut short, never
+ * overflowed, when `out` runs out of room: callers size `out` for the longest values they accept.
+ */
+void urlform_append(char *out, size_t size, const char *name, const char *value, const char *plain);
+
 #endif

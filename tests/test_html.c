@@ -433,6 +433,29 @@ static void test_query_param(void **state)
     assert_string_equal(out, "2");
 }
 
+/* Links carry filters back as query pairs: what urlform_append writes, urlform_param reads back
+ * unchanged, and a pair that does not fit is cut, never written past the buffer. */
+static void test_query_append(void **state)
+{
+    char query[128] = "";
+    urlform_append(query, sizeof(query), "q", "Ada & Grace/100%", "");
+    urlform_append(query, sizeof(query), "type", "call.answered,call.ended", ",");
+    urlform_append(query, sizeof(query), "plain", "a-b_c.d~e", "");
+    assert_string_equal(query, "&q=Ada%20%26%20Grace%2F100%25&type=call.answered,call.ended&plain=a-b_c.d~e");
+    char out[64];
+    assert_int_equal(urlform_param(query + 1, strlen(query) - 1, "q", out, sizeof(out)), 0);
+    assert_string_equal(out, "Ada & Grace/100%");
+    assert_int_equal(urlform_param(query + 1, strlen(query) - 1, "type", out, sizeof(out)), 0);
+    assert_string_equal(out, "call.answered,call.ended");
+
+    char small[16] = "";
+    urlform_append(small, sizeof(small), "name", "a value far too long", "");
+    assert_true(strlen(small) < sizeof(small));
+    assert_memory_equal(small, "&name=a", 7);
+    urlform_append(small, sizeof(small), "another_long_name", "x", "");
+    assert_true(strlen(small) < sizeof(small));
+}
+
 /* ---- refusals ------------------------------------------------------------------------------- */
 
 static char *s_nested(int levels)
@@ -612,6 +635,7 @@ int main(void)
         cmocka_unit_test(test_negotiation),
         cmocka_unit_test(test_accept_quality),
         cmocka_unit_test(test_query_param),
+        cmocka_unit_test(test_query_append),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_output_cap),
         cmocka_unit_test(test_fuzz),

@@ -18,6 +18,7 @@
 #include "common/event_json.h"
 #include "common/json_writer.h"
 #include "common/problem.h"
+#include "common/urlform.h"
 
 #define EVENTS_TYPES_MAX  16 /* types in one ?type= */
 #define EVENTS_TYPE_LEN   64 /* bytes of one type name */
@@ -45,26 +46,6 @@ static int s_param(const api_request_t *req, const char *name, char *out, size_t
     int rc = whole && api_param(req, name, whole, cap) == 0 ? -1 : 1;
     free(whole);
     return rc;
-}
-
-static void s_encode_append(char *out, size_t size, const char *name, const char *value)
-{
-    size_t n = strlen(out);
-    int w = snprintf(out + n, size - n, "&%s=", name);
-    if (w < 0 || (size_t)w >= size - n)
-        return;
-    n += (size_t)w;
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)value; *p && n + 4 < size; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~,", *p)) {
-            out[n++] = (char)*p;
-        } else {
-            out[n++] = '%';
-            out[n++] = hex[*p >> 4];
-            out[n++] = hex[*p & 15];
-        }
-    }
-    out[n] = '\0';
 }
 
 /* A decimal integer in min..max without sign or leading zeros. */
@@ -160,7 +141,7 @@ static int s_query(resource_call_t *call, events_query_t *q)
     if (problem)
         problem_add_error(p, "type", problem);
     else if (rc == 0)
-        s_encode_append(q->query, sizeof(q->query), "type", value);
+        urlform_append(q->query, sizeof(q->query), "type", value, ",");
 
     const struct {
         const char *name;
@@ -181,7 +162,7 @@ static int s_query(resource_call_t *call, events_query_t *q)
             continue;
         }
         snprintf(ids[i].into, 24, "%" PRId64, number);
-        s_encode_append(q->query, sizeof(q->query), ids[i].name, value);
+        urlform_append(q->query, sizeof(q->query), ids[i].name, value, ",");
     }
     const char *times[] = {"since", "until"};
     char *time_into[] = {q->since, q->until};
@@ -194,7 +175,7 @@ static int s_query(resource_call_t *call, events_query_t *q)
             continue;
         }
         snprintf(time_into[i], EVENTS_PARAM_MAX + 1, "%.64s", value);
-        s_encode_append(q->query, sizeof(q->query), times[i], value);
+        urlform_append(q->query, sizeof(q->query), times[i], value, ",");
     }
     rc = s_param(req, "limit", value, EVENTS_PARAM_MAX + 1);
     if (rc < 0 || (rc == 0 && !s_integer(value, 1, RESOURCE_PAGE_MAX, &q->limit)))
@@ -320,13 +301,13 @@ static void s_list_of(resource_call_t *call, const char *collection, int64_t own
         if (q.types[0]) {
             char types[sizeof(q.types)];
             snprintf(types, sizeof(types), "%.*s", (int)strlen(q.types) - 2, q.types + 1);
-            s_encode_append(cursor, sizeof(cursor), "type", types);
+            urlform_append(cursor, sizeof(cursor), "type", types, ",");
         }
         const char *names[] = {"campaign_id", "caller_id", "after", "before", "since", "until"};
         const char *values[] = {q.campaign, own_caller > 0 ? "" : q.caller, after, before, q.since, q.until};
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
             if (values[i][0])
-                s_encode_append(cursor, sizeof(cursor), names[i], values[i]);
+                urlform_append(cursor, sizeof(cursor), names[i], values[i], ",");
         snprintf(next, sizeof(next), "%s%s?limit=%" PRId64 "%s", req->base_url, collection, q.limit, cursor);
     }
 

@@ -10,6 +10,7 @@
 #include "common/json_writer.h"
 #include "common/log.h"
 #include "common/problem.h"
+#include "common/urlform.h"
 
 #define SQL_MAX      8192
 #define PATH_MAX_LEN 512
@@ -579,26 +580,6 @@ typedef struct {
     char query_suffix[1024]; /* the filters again, percent-encoded, for page links */
 } list_query_t;
 
-static void s_encode_append(char *out, size_t size, const char *name, const char *value)
-{
-    size_t n = strlen(out);
-    int w = snprintf(out + n, size - n, "&%s=", name);
-    if (w < 0 || (size_t)w >= size - n)
-        return;
-    n += (size_t)w;
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)value; *p && n + 4 < size; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
-            out[n++] = (char)*p;
-        } else {
-            out[n++] = '%';
-            out[n++] = hex[*p >> 4];
-            out[n++] = hex[*p & 15];
-        }
-    }
-    out[n] = '\0';
-}
-
 static void s_list_query_free(list_query_t *lq)
 {
     for (int i = 0; i < lq->filter_count; i++)
@@ -635,12 +616,12 @@ static int s_list_query(resource_call_t *call, list_query_t *lq)
             json_array_append_new(errors,
                                   json_pack("{s:s, s:s}", "field", "q", "message", "must be UTF-8 text of at most 200 bytes"));
         else if (lq->q[0])
-            s_encode_append(lq->query_suffix, sizeof(lq->query_suffix), "q", lq->q);
+            urlform_append(lq->query_suffix, sizeof(lq->query_suffix), "q", lq->q, "");
     }
     if (call->def->archivable && api_param(call->req, "archived", value, sizeof(value)) == 0) {
         if (strcmp(value, "true") == 0 || strcmp(value, "false") == 0 || strcmp(value, "all") == 0) {
             lq->archived = strcmp(value, "true") == 0 ? "true" : strcmp(value, "all") == 0 ? "all" : "false";
-            s_encode_append(lq->query_suffix, sizeof(lq->query_suffix), "archived", lq->archived);
+            urlform_append(lq->query_suffix, sizeof(lq->query_suffix), "archived", lq->archived, "");
         } else {
             json_array_append_new(errors, json_pack("{s:s, s:s}", "field", "archived", "message", "must be true, false or all"));
         }
@@ -659,7 +640,7 @@ static int s_list_query(resource_call_t *call, list_query_t *lq)
         } else {
             lq->filter[lq->filter_count] = f;
             lq->filter_value[lq->filter_count++] = sql_value;
-            s_encode_append(lq->query_suffix, sizeof(lq->query_suffix), f->name, value);
+            urlform_append(lq->query_suffix, sizeof(lq->query_suffix), f->name, value, "");
         }
         json_decref(s);
     }
