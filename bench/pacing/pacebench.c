@@ -10,7 +10,7 @@
  *   pacebench --campaigns N [...]   capacity: N campaigns on one core, CPU and decision times
  *
  * Policies: preview, progressive (alias power), ratio:R, power:R, adapt:MAX:DIFF:DROP[:HARD|AVERAGE],
- * oracle:S, impact, predictive[:TARGET], ceiling. Prints one JSON line per policy, pooled over
+ * oracle:S, lookahead:S, impact, predictive[:TARGET], ceiling. Prints one JSON line per policy, pooled over
  * the seeds 0..N-1 (the same seeds for every policy: common random numbers).
  */
 #include "actors/dialer/engine.h"
@@ -269,8 +269,8 @@ static int parse_policy(const char *text, policy_spec_t *spec)
     else if (strcmp(text, "progressive") == 0 || strcmp(text, "power") == 0)
         spec->mode = DIAL_POWER;
     else if (strncmp(text, "ratio:", 6) == 0 || strncmp(text, "power:", 6) == 0 || strncmp(text, "adapt", 5) == 0 ||
-             strncmp(text, "oracle:", 7) == 0 || strcmp(text, "impact") == 0 || strncmp(text, "predictive", 10) == 0 ||
-             strcmp(text, "ceiling") == 0)
+             strncmp(text, "oracle:", 7) == 0 || strncmp(text, "lookahead:", 10) == 0 || strcmp(text, "impact") == 0 ||
+             strncmp(text, "predictive", 10) == 0 || strcmp(text, "ceiling") == 0)
         spec->mode = DIAL_PREDICTIVE;
     else
         return -1;
@@ -287,7 +287,9 @@ static pacing_policy_t *make_policy(const policy_spec_t *spec, run_t *run, uint6
     if (strncmp(s, "power:", 6) == 0)
         return bench_lines_per_ready_new(atof(s + 6));
     if (strncmp(s, "oracle:", 7) == 0)
-        return bench_oracle_new(atof(s + 7), &run->truth);
+        return bench_oracle_new(atof(s + 7), &run->truth, true);
+    if (strncmp(s, "lookahead:", 10) == 0)
+        return bench_oracle_new(atof(s + 10), &run->truth, false);
     if (strcmp(s, "impact") == 0)
         return bench_impact_new(&run->history, seed);
     if (strncmp(s, "adapt", 5) == 0) {

@@ -148,6 +148,7 @@ typedef struct {
     pacing_policy_t base;
     double s;
     const bench_truth_t *truth;
+    bool finish_times;      /* knows when each caller will be free; else only what the dialer learned */
     double mu[3], sigma[3]; /* log-normal parameters: human ring, machine ring, failure */
 } oracle_t;
 
@@ -190,13 +191,27 @@ static int oracle_lines(pacing_policy_t *base, const pacing_view_t *view, pacing
     const scenario_t *s = self->truth->scenario;
     double tau = s->ring_h_mean;
     int64_t horizon = view->now_us + (int64_t)(tau * US_PER_S);
-    int free_by = 0;
+    /* Without finish times, a busy caller counts as the chance that the learned talk and wrap-up
+     * times free them within the horizon, given how long they have been at it. */
+    int steps = (int)ceil(tau) + 1;
+    double free_by = 0, row[64];
+    if (steps > 64)
+        steps = 64;
     for (uint32_t i = 0; i < view->n_callers; i++) {
         const pacing_caller_t *caller = &view->callers[i];
-        if (caller->state == PACING_CALLER_READY ||
-            ((caller->state == PACING_CALLER_ON_CALL || caller->state == PACING_CALLER_WRAP_UP) &&
-             self->truth->free_at_us[caller->caller_id] <= horizon))
-            free_by++;
+        bool busy = caller->state == PACING_CALLER_ON_CALL || caller->state == PACING_CALLER_WRAP_UP;
+        if (caller->state == PACING_CALLER_READY)
+            free_by += 1;
+        else if (busy && self->finish_times)
+            free_by += self->truth->free_at_us[caller->caller_id] <= horizon;
+        else if (busy) {
+            double elapsed = (double)(view->now_us - caller->since_us) / US_PER_S;
+            if (caller->state == PACING_CALLER_ON_CALL)
+                pacing_stats_free_from_talk_row(view->stats, elapsed, steps, row);
+            else
+                pacing_stats_free_from_wrap_row(view->stats, elapsed, steps, row);
+            free_by += row[steps - 1];
+        }
     }
     /* the oracle knows the live rate even after it drifts */
     double p_human = scenario_p_human_at(s, (double)view->now_us / 3600e6);
@@ -211,7 +226,7 @@ static int oracle_lines(pacing_policy_t *base, const pacing_view_t *view, pacing
 
 static const pacing_ops_t oracle_ops = {.name = "oracle", .lines = oracle_lines, .destroy = free_policy};
 
-pacing_policy_t *bench_oracle_new(double s, const bench_truth_t *truth)
+pacing_policy_t *bench_oracle_new(double s, const bench_truth_t *truth, bool finish_times)
 {
     oracle_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -219,6 +234,7 @@ pacing_policy_t *bench_oracle_new(double s, const bench_truth_t *truth)
     self->base.ops = &oracle_ops;
     self->s = s;
     self->truth = truth;
+    self->finish_times = finish_times;
     const scenario_t *sc = truth->scenario;
     lognormal_params(sc->ring_h_mean, sc->ring_h_cv, &self->mu[0], &self->sigma[0]);
     lognormal_params(sc->ring_m_mean, sc->ring_m_cv, &self->mu[1], &self->sigma[1]);

@@ -28,8 +28,11 @@ typedef struct {
     const int64_t *free_at_us;
 } bench_truth_t;
 
-/* The lookahead reference: true parameters and exact finish times; s is its aggressiveness. */
-pacing_policy_t *bench_oracle_new(double s, const bench_truth_t *truth);
+/* The lookahead reference: true parameters and exact finish times; s is its aggressiveness.
+ * Without `finish_times` it is the same rule knowing of its callers only what a real dialer
+ * does (learned talk and wrap-up times, how long each has been at it), which measures what the
+ * reference's knowledge of the future is worth. */
+pacing_policy_t *bench_oracle_new(double s, const bench_truth_t *truth, bool finish_times);
 
 /* One finished dial, as the original product's simulator saw attempts. */
 typedef struct {

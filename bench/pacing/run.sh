@@ -16,6 +16,8 @@ fi
 policies=(preview progressive ratio:1.1 ratio:1.2 ratio:1.3 ratio:1.4 ratio:1.5 power:2 power:3 power:4 power:6
     adapt:3.0:0:3:HARD adapt:3.0:0:3:AVERAGE impact
     oracle:0.5 oracle:0.6 oracle:0.7 oracle:0.8 oracle:0.9 oracle:1.0 oracle:1.1 oracle:1.2 oracle:1.3 oracle:1.4 oracle:1.6 oracle:2.0 oracle:2.4
+    lookahead:0.5 lookahead:0.6 lookahead:0.7 lookahead:0.8 lookahead:0.9 lookahead:1.0 lookahead:1.1 lookahead:1.2 lookahead:1.3
+    lookahead:1.4 lookahead:1.6 lookahead:2.0 lookahead:2.4
     predictive predictive:0.02 predictive:0.025 predictive:0.03 predictive:0.035 ceiling)
 args=()
 for p in "${policies[@]}"; do args+=(--policy "$p"); done
