@@ -17,7 +17,7 @@
 typedef enum {
     CALL_DIALING,
     CALL_RINGING,
-    CALL_CLASSIFYING, /* answered; waiting for machine detection */
+    CALL_CLASSIFYING, /* answered; waiting for machine detection, or for a greeting (screening) */
     CALL_WAITING,     /* a claim queued for the next free caller */
     CALL_BRIDGED,
     CALL_PLAYING,     /* identification or voicemail message, then hang-up */
@@ -38,6 +38,12 @@ struct call_t {
     caller_t *caller; /* the Preview caller it was dialed for, or the caller it is bridged to */
     int64_t dialed_at, answered_at, greeting_end_at, bridged_at, deadline;
     uint32_t unresolved_slot;
+    /* Screening (pacing_ops_t.screen): P(a person answered) from the ring time, should no
+     * greeting come in time; whether the call is held for its greeting; whether it was put
+     * through the moment it was answered, before any greeting could count (see the end of
+     * engine_caller_disposition). */
+    double person;
+    bool screened, put_through_at_answer;
     engine_outcome_t pending; /* the outcome to report once a message or hang-up completes */
     call_t *wait_prev, *wait_next;
     timerq_timer_t *timer;
@@ -54,7 +60,7 @@ struct caller_t {
     call_t *call;
     engine_number_t preview;
     bool has_preview;
-    bool awaiting_disposition, last_greeted; /* about the call just finished */
+    bool awaiting_disposition, last_greeted, last_put_through_at_answer; /* about the call just finished */
     bool last_was_machine;
     int64_t last_bridged_at;
 };
@@ -283,6 +289,18 @@ static bool greeted_in_time(const engine_t *self, const call_t *call)
     return call->greeting_end_at && call->greeting_end_at - call->answered_at <= seconds(self->config.grace_seconds);
 }
 
+/* Screening (see pacing_ops_t.screen): the policy's, in Predictive mode without machine
+ * detection at the carrier. */
+static bool screening(const engine_t *self)
+{
+    return self->config.mode == DIAL_PREDICTIVE && !self->config.detect_machine && self->policy->ops->screen;
+}
+
+static double ring_seconds(const call_t *call)
+{
+    return (double)(call->answered_at - call->dialed_at) / US_PER_S;
+}
+
 /* ---- the end of a call ---- */
 
 /* The caller's part of `call` is over (it ended, or the person went on to a transfer target):
@@ -296,6 +314,7 @@ static void release_caller(engine_t *self, caller_t *caller, call_t *call, int64
         pacing_stats_talk(self->stats, (double)(now - call->bridged_at) / US_PER_S);
         caller->awaiting_disposition = true;
         caller->last_greeted = greeted_in_time(self, call);
+        caller->last_put_through_at_answer = call->put_through_at_answer;
         caller->last_was_machine = false;
         caller->last_bridged_at = call->bridged_at;
         set_caller_state(self, caller, CALLER_WRAP_UP, now);
@@ -440,6 +459,7 @@ static void claim(engine_t *self, call_t *call, int64_t now)
     caller_t *caller = self->ready_head;
     if (caller) {
         ready_remove(self, caller);
+        call->put_through_at_answer = screening(self) && !call->screened && now == call->answered_at;
         if (!bridge(self, call, caller, now))
             ready_push_front(self, caller);
         return;
@@ -448,6 +468,18 @@ static void claim(engine_t *self, call_t *call, int64_t now)
     call->state = CALL_WAITING;
     wait_push(self, call);
     arm(self, call, call->deadline);
+}
+
+/* A held answer whose greeting did not end in time: most likely a machine, which a caller would
+ * only hang up on. It never needed a caller; the chance that it was a person after all is
+ * counted as an abandon, and it hears the identification message in case it was. */
+static void screen_out(engine_t *self, call_t *call, int64_t now)
+{
+    resolve(self, call, now, false);
+    if (self->policy->ops->claim_outcome)
+        self->policy->ops->claim_outcome(self->policy, now, true, call->person);
+    emit(self, ENGINE_CALL_MACHINE, now, call, NULL, OUTCOME_NONE);
+    play_then_hang_up(self, call, self->config.abandon_uri, OUTCOME_MACHINE, now);
 }
 
 static void on_call_timer(void *arg, int64_t now)
@@ -463,7 +495,10 @@ static void on_call_timer(void *arg, int64_t now)
         end_call(self, call, OUTCOME_TIMED_OUT, now);
         break;
     case CALL_CLASSIFYING:
-        claim(self, call, now);
+        if (call->screened)
+            screen_out(self, call, now);
+        else
+            claim(self, call, now);
         break;
     case CALL_WAITING:
         abandon(self, call, false, now);
@@ -620,9 +655,17 @@ void engine_carrier_event(void *engine, const carrier_event_t *event)
         if (!unanswered)
             break;
         call->answered_at = now;
+        if (screening(self)) {
+            call->person = pacing_stats_person_given_ring(self->stats, ring_seconds(call));
+            call->screened = self->policy->ops->screen(self->policy, call->person);
+            pacing_stats_answer(self->stats, ring_seconds(call));
+        }
         if (self->config.detect_machine) {
             call->state = CALL_CLASSIFYING;
             arm(self, call, now + seconds(CLASSIFY_TIMEOUT_S));
+        } else if (call->screened) {
+            call->state = CALL_CLASSIFYING;
+            arm(self, call, now + seconds(self->config.grace_seconds));
         } else
             claim(self, call, now);
         break;
@@ -631,7 +674,11 @@ void engine_carrier_event(void *engine, const carrier_event_t *event)
             break;
         call->greeting_end_at = now;
         pacing_stats_greeting(self->stats, (double)(now - call->answered_at) / US_PER_S);
-        if (call->state == CALL_WAITING) {
+        if (screening(self) && greeted_in_time(self, call))
+            pacing_stats_answer_greeted(self->stats, ring_seconds(call));
+        if (call->state == CALL_CLASSIFYING && call->screened)
+            claim(self, call, now);
+        else if (call->state == CALL_WAITING) {
             call->deadline = hold_deadline(self, call);
             arm(self, call, call->deadline);
         }
@@ -836,6 +883,11 @@ int engine_caller_disposition(engine_t *self, uint64_t caller_id, bool person, i
     caller->awaiting_disposition = false;
     caller->last_was_machine = !person;
     pacing_stats_disposition(self->stats, person, caller->last_greeted);
+    /* Whether people greet in time, from people put through before their greeting could end:
+     * neither screening (which ends late greeters) nor waiting (a greeting extends the hold
+     * limit) decided which of them reached a caller. */
+    if (person && caller->last_put_through_at_answer)
+        pacing_stats_person_greeting(self->stats, caller->last_greeted);
     return 0;
 }
 

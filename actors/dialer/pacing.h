@@ -61,6 +61,15 @@ typedef struct {
     /* Optional: a claim (a call needing a caller) was put through, or abandoned. live is the
      * probability that a person, not a machine, answered it (1 when known; see pacing_stats.h). */
     void (*claim_outcome)(pacing_policy_t *self, int64_t now_us, bool abandoned, double live);
+    /* Optional: screening, in Predictive mode without machine detection at the carrier. As a call
+     * is answered the engine asks this with the probability that a person answered it should
+     * no greeting end in time (people pick up sooner than machines: see
+     * pacing_stats_person_given_ring). True holds the answer until its greeting ends (a person:
+     * it needs a caller) or the hold limit passes (a likely machine: it is ended with the
+     * identification message and reported to claim_outcome as an abandon weighted by `person`);
+     * false puts it through at once. Without this every answer needs a caller at once, as the
+     * benchmark's baselines assume. */
+    bool (*screen)(pacing_policy_t *self, double person);
     void (*destroy)(pacing_policy_t **self_p);
 } pacing_ops_t;
 

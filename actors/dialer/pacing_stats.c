@@ -12,6 +12,14 @@
  * estimates answer 0: pacing then assumes nobody frees up, which is what Power dialing does. */
 #define MIN_TIME_WEIGHT 20.0
 
+/* Answers by ring time: one-second bins up to a minute, forgotten over about 2,000 answers
+ * (about an hour of 25 callers: a bin holds a hundred or so). Below ANSWER_MIN answers, or
+ * PERSON_MIN people put through at answer, nothing is inferred from ring times. */
+#define ANSWER_BINS      64
+#define ANSWER_HALF_LIFE 2000.0
+#define ANSWER_MIN       100.0
+#define PERSON_MIN       50.0
+
 typedef struct {
     int bins;
     double bin_s;
@@ -31,6 +39,8 @@ struct pacing_stats_t {
     hist_t talk, wrap;
     double greeting_sum, greeting_weight, hold_sum, hold_weight, machine_sum, machine_weight;
     double dispositions, persons, ungreeted, ungreeted_persons;
+    double answered[ANSWER_BINS], greeted[ANSWER_BINS], answered_all, greeted_all, answer_weight;
+    double people_at_answer, late_greeters; /* pacing_stats_person_greeting */
     uint64_t claims, abandons, talks;
 };
 
@@ -128,6 +138,7 @@ pacing_stats_t *pacing_stats_new(void)
     }
     self->dial_weight = 1.0;
     self->dial_growth = pow(2.0, 1.0 / DIAL_HALF_LIFE);
+    self->answer_weight = 1.0;
     return self;
 }
 
@@ -201,6 +212,7 @@ void pacing_stats_disposition(pacing_stats_t *self, bool person, bool greeted_in
 /* The prior weighs like 5 dispositions, all persons: estimates start at 1 and come down only
  * as evidence accumulates. */
 #define PERSON_PRIOR 5.0
+#define ANSWER_PRIOR 5.0
 
 double pacing_stats_person_share(const pacing_stats_t *self)
 {
@@ -210,6 +222,62 @@ double pacing_stats_person_share(const pacing_stats_t *self)
 double pacing_stats_person_share_ungreeted(const pacing_stats_t *self)
 {
     return (self->ungreeted_persons + PERSON_PRIOR) / (self->ungreeted + PERSON_PRIOR);
+}
+
+static int answer_bin(double ring_seconds)
+{
+    int bin = ring_seconds > 0 ? (int)ring_seconds : 0;
+    return bin < ANSWER_BINS ? bin : ANSWER_BINS - 1;
+}
+
+void pacing_stats_answer(pacing_stats_t *self, double ring_seconds)
+{
+    self->answered[answer_bin(ring_seconds)] += self->answer_weight;
+    self->answered_all += self->answer_weight;
+    self->answer_weight *= pow(2.0, 1.0 / ANSWER_HALF_LIFE);
+    if (self->answer_weight > 1e12) {
+        for (int i = 0; i < ANSWER_BINS; i++) {
+            self->answered[i] /= self->answer_weight;
+            self->greeted[i] /= self->answer_weight;
+        }
+        self->answered_all /= self->answer_weight;
+        self->greeted_all /= self->answer_weight;
+        self->answer_weight = 1.0;
+    }
+}
+
+/* Weighted like the answer it completes, a moment ago on the forgetting clock. */
+void pacing_stats_answer_greeted(pacing_stats_t *self, double ring_seconds)
+{
+    self->greeted[answer_bin(ring_seconds)] += self->answer_weight;
+    self->greeted_all += self->answer_weight;
+}
+
+void pacing_stats_person_greeting(pacing_stats_t *self, bool greeted_in_time)
+{
+    const double keep = 0.998;
+    self->people_at_answer = self->people_at_answer * keep + 1;
+    self->late_greeters = self->late_greeters * keep + !greeted_in_time;
+}
+
+/* With g the share of answers greeted in time at this ring time (its bin, leaning on the share
+ * over all ring times like a few answers would) and u the share of people who greet late: the
+ * answers greeted in time are people (a machine's message runs on), so the people not greeted
+ * in time are g u / (1 - u), out of 1 - g answers not greeted in time. u starts at a half, worth
+ * a few people: the safe side. */
+double pacing_stats_person_given_ring(const pacing_stats_t *self, double ring_seconds)
+{
+    if (self->answered_all / self->answer_weight < ANSWER_MIN || self->people_at_answer < PERSON_MIN)
+        return 1.0;
+    int bin = answer_bin(ring_seconds);
+    double share = self->greeted_all / self->answered_all;
+    double g = (self->greeted[bin] / self->answer_weight + ANSWER_PRIOR * share) /
+               (self->answered[bin] / self->answer_weight + ANSWER_PRIOR);
+    double u = (self->late_greeters + PERSON_PRIOR * 0.5) / (self->people_at_answer + PERSON_PRIOR);
+    if (g >= 1.0 || u > 0.5)
+        return 1.0; /* a carrier that reports no greetings (or late ones) tells nobody apart */
+    double person = g * u / ((1.0 - u) * (1.0 - g));
+    return person < 1.0 ? person : 1.0;
 }
 
 double pacing_stats_dial_weight(const pacing_stats_t *self)

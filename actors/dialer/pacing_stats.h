@@ -48,6 +48,24 @@ void pacing_stats_claim_outcome(pacing_stats_t *self, bool abandoned);
  * behind it: the "reasoned estimate" regulators accept for machine-detection errors.
  */
 void pacing_stats_disposition(pacing_stats_t *self, bool person, bool greeted_in_time);
+
+/*
+ * The ring time of an answer, too. People pick up sooner than machines do, so among answers
+ * that rang about as long, the share whose greeting ended in time says how many are people; and
+ * the people put through before their greeting could end (greeted in time or not, by
+ * disposition) say how many people greet late. Together: how likely a person is behind an
+ * answer that rang that long and was not greeted in time. Machine detection at the carrier
+ * does not need these.
+ */
+void pacing_stats_answer(pacing_stats_t *self, double ring_seconds);
+/* An answer reported with pacing_stats_answer whose greeting ended in time. */
+void pacing_stats_answer_greeted(pacing_stats_t *self, double ring_seconds);
+/* A person (by disposition) put through the moment they answered: greeted in time or not. */
+void pacing_stats_person_greeting(pacing_stats_t *self, bool greeted_in_time);
+/* P(person | an answer after `ring_seconds` not greeted in time); 1 while either half of the
+ * evidence is thin: the safe side. */
+double pacing_stats_person_given_ring(const pacing_stats_t *self, double ring_seconds);
+
 /* A caller's whole time on a machine put through to them: talk plus wrap-up. */
 void pacing_stats_machine_handle(pacing_stats_t *self, double seconds);
 /* Its mean, or `fallback` before any. */
