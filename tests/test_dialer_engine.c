@@ -556,29 +556,34 @@ static void test_predictive_stays_under_its_cap(void **state)
     harness_destroy(&h);
 }
 
-/* A restarted dialer inherits its window's abandons: over budget, it pays them back by abandoning
- * fewer of its own than a fresh start on the same calls would, and the window ends under the cap. */
+/* A restarted dialer inherits its window's abandons. Two of them, on the same calls, whose
+ * windows hold as many live answers: one had abandoned 3.5% of them (over a 3% cap) and pays
+ * the excess back by abandoning fewer of its own than the other, which had abandoned 1.5% and
+ * may spend what it saved; both windows end under the cap. */
 static void test_predictive_pays_back_an_abandon_history(void **state)
 {
-    const double history_live = 2000, history_abandoned = 70; /* 3.5%: over a 3% cap */
-    harness_t *fresh = harness_new((const char *[]){"talk_mean=120", NULL}, DIAL_PREDICTIVE, pacing_predictive_new(NULL), false);
-    pacing_predictive_options_t options = {.history_live = history_live, .history_abandoned = history_abandoned};
-    harness_t *restarted =
-        harness_new((const char *[]){"talk_mean=120", NULL}, DIAL_PREDICTIVE, pacing_predictive_new(&options), false);
+    const double history_live = 2000, over = 70, under = 30;
+    pacing_predictive_options_t overspent = {.history_live = history_live, .history_abandoned = over};
+    pacing_predictive_options_t saved = {.history_live = history_live, .history_abandoned = under};
+    harness_t *paying =
+        harness_new((const char *[]){"talk_mean=120", NULL}, DIAL_PREDICTIVE, pacing_predictive_new(&overspent), false);
+    harness_t *spending =
+        harness_new((const char *[]){"talk_mean=120", NULL}, DIAL_PREDICTIVE, pacing_predictive_new(&saved), false);
     for (uint64_t id = 1; id <= 25; id++) {
-        engine_caller_join(fresh->engine, id, 0);
-        engine_caller_join(restarted->engine, id, 0);
+        engine_caller_join(paying->engine, id, 0);
+        engine_caller_join(spending->engine, id, 0);
     }
-    harness_run(fresh, 3 * 3600);
-    harness_run(restarted, 3 * 3600);
-    const sim_truth_t *f = sim_carrier_truth(fresh->sim), *r = sim_carrier_truth(restarted->sim);
-    assert_true(r->live_answered > 1000);
-    double fresh_rate = (double)f->abandoned / (double)f->live_answered;
-    double own_rate = (double)r->abandoned / (double)r->live_answered;
-    assert_true(own_rate < fresh_rate);
-    assert_true((history_abandoned + (double)r->abandoned) / (history_live + (double)r->live_answered) <= 0.03);
-    harness_destroy(&fresh);
-    harness_destroy(&restarted);
+    harness_run(paying, 3 * 3600);
+    harness_run(spending, 3 * 3600);
+    const sim_truth_t *p = sim_carrier_truth(paying->sim), *s = sim_carrier_truth(spending->sim);
+    assert_true(p->live_answered > 1000 && s->live_answered > 1000);
+    double paying_rate = (double)p->abandoned / (double)p->live_answered;
+    double spending_rate = (double)s->abandoned / (double)s->live_answered;
+    assert_true(paying_rate < spending_rate);
+    assert_true((over + (double)p->abandoned) / (history_live + (double)p->live_answered) <= 0.03);
+    assert_true((under + (double)s->abandoned) / (history_live + (double)s->live_answered) <= 0.03);
+    harness_destroy(&paying);
+    harness_destroy(&spending);
 }
 
 static void test_calls_per_second_cap(void **state)

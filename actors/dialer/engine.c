@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define US_PER_S 1000000.0
-#define NO_SLOT  UINT32_MAX
+#define PERSON_AFTER_HANDLES     1.0  /* a call as long as a machine's whole handling is a person's */
+#define MACHINE_HANDLE_UNKNOWN_S 15.0 /* the machine handle time before one has been seen */
+#define US_PER_S                 1000000.0
+#define NO_SLOT                  UINT32_MAX
 
 /* How long a call may stay answered while the carrier classifies it, and how long a message
  * may play, before the engine stops waiting for the carrier. */
@@ -62,6 +64,7 @@ struct caller_t {
     bool has_preview;
     bool awaiting_disposition, last_greeted, last_put_through_at_answer; /* about the call just finished */
     bool last_was_machine;
+    bool counted_person; /* its call (current or just finished) already counted as a person's */
     int64_t last_bridged_at;
 };
 
@@ -421,6 +424,7 @@ static bool bridge(engine_t *self, call_t *call, caller_t *caller, int64_t now)
     call->caller = caller;
     call->bridged_at = now;
     caller->call = call;
+    caller->counted_person = false;
     set_caller_state(self, caller, CALLER_ON_CALL, now);
     arm(self, call, now + seconds(self->config.max_call_seconds));
     emit(self, ENGINE_CALL_BRIDGED, now, call, caller, OUTCOME_NONE);
@@ -568,7 +572,6 @@ static int place_call(engine_t *self, const engine_number_t *number, caller_t *p
     carrier_dial_t request = {
         .to = number->phone,
         .from = self->config.from,
-        .ring_timeout_seconds = self->config.ring_timeout_seconds,
         .detect_machine = self->config.detect_machine,
     };
     if (self->carrier.ops->dial(self->carrier.self, call->id, &request, now) < 0) {
@@ -606,10 +609,30 @@ static pacing_view_t build_view(engine_t *self, int64_t now)
     };
 }
 
+/*
+ * A call still going after a machine would have been handed back is a person's, and is counted
+ * as one now rather than at its disposition. Callers disposition a machine seconds after it is
+ * put through and a person minutes after, so counting each at its disposition made a dialer's
+ * first minutes look like mostly machines, and pacing counted on callers coming back from every
+ * answer within seconds.
+ */
+static void count_talking_persons(engine_t *self, int64_t now)
+{
+    int64_t after = seconds(PERSON_AFTER_HANDLES * pacing_stats_mean_machine_handle(self->stats, MACHINE_HANDLE_UNKNOWN_S));
+    for (uint32_t i = 0; i < self->n_callers; i++) {
+        caller_t *caller = self->callers[i];
+        if (caller->state == CALLER_ON_CALL && caller->call && !caller->counted_person && now - caller->call->bridged_at >= after) {
+            caller->counted_person = true;
+            pacing_stats_disposition(self->stats, true, greeted_in_time(self, caller->call));
+        }
+    }
+}
+
 static void pace(engine_t *self, int64_t now, pacing_reason_t reason)
 {
     if (self->paused || self->config.mode == DIAL_PREVIEW || self->n_callers == 0)
         return;
+    count_talking_persons(self, now);
     pacing_view_t view = build_view(self, now);
     int lines = self->policy->ops->lines(self->policy, &view, reason);
     int room = (int)view.max_lines - (int)self->n_unresolved;
@@ -882,7 +905,8 @@ int engine_caller_disposition(engine_t *self, uint64_t caller_id, bool person, i
         return -1;
     caller->awaiting_disposition = false;
     caller->last_was_machine = !person;
-    pacing_stats_disposition(self->stats, person, caller->last_greeted);
+    if (!caller->counted_person)
+        pacing_stats_disposition(self->stats, person, caller->last_greeted);
     /* Whether people greet in time, from people put through before their greeting could end:
      * neither screening (which ends late greeters) nor waiting (a greeting extends the hold
      * limit) decided which of them reached a caller. */
