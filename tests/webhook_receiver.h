@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define WEBHOOK_RECEIVED_MAX  512
+#define WEBHOOK_RECEIVED_MAX  4096
 #define WEBHOOK_SECRETS_KNOWN 8
 
 typedef struct {
