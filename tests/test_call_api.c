@@ -4,7 +4,8 @@
  * blocked ones marked), renders as a resource with pause, resume and stop, and is safe to retry
  * with an Idempotency-Key. Every malformed request is a 422 (or 400/415) naming what is wrong,
  * and leaves no campaign, call or number behind. Customer URLs pointing into our own network
- * are refused (the server runs without --allow-private-urls).
+ * are refused (the server runs without --allow-private-urls), when they are given and again
+ * when a webhook is posted.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/server.h"
+#include "tests/webhook_receiver.h"
 
 static test_server_t *g_server;
 static PGconn *g_db;
@@ -261,6 +264,57 @@ static void test_private_webhook_endpoints_are_refused(void **state)
     json_decref(e);
 }
 
+static int s_answer(void *arg, const char *path, int nth, int *delay_ms)
+{
+    return 204;
+}
+
+/* An endpoint accepted while its host was public, whose host now resolves to this machine (DNS
+ * rebinding; done here to the row, as no test can own a public name): the deliverer refuses to
+ * connect, logs the attempt as refused, and keeps the delivery for a later try. */
+static void test_a_webhook_host_turned_private_is_refused_at_delivery(void **state)
+{
+    const char *key = g_server->key, *auth = g_server->auth;
+    webhook_receiver_t *receiver = webhook_receiver_new(s_answer, NULL);
+    assert_non_null(receiver);
+    json_t *e = test_call(g_server, key, auth, "POST", "/v1/webhook_endpoints", "application/json",
+                          "{\"url\": \"" PUBLIC_HOOK "\"}", 0, 201);
+    long endpoint = (long)json_integer_value(json_object_get(e, "id"));
+    json_decref(e);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "UPDATE webhook_endpoints SET url = 'http://127.0.0.1:%d/rebound' WHERE id = %ld",
+             webhook_receiver_port(receiver), endpoint);
+    PQclear(PQexec(g_db, sql));
+    snprintf(sql, sizeof(sql),
+             "SELECT event_publish(account_id, NULL, NULL, 'list.import_completed', now(), '{\"test\": true}') "
+             "FROM webhook_endpoints WHERE id = %ld",
+             endpoint);
+    PGresult *res = PQexec(g_db, sql);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    PQclear(res);
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM webhook_delivery_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id "
+             "WHERE d.endpoint_id = %ld",
+             endpoint);
+    for (int i = 0; i < 600 && s_count(sql) == 0; i++)
+        usleep(100 * 1000);
+    char path[160];
+    snprintf(path, sizeof(path), "/v1/webhook_endpoints/%ld/deliveries", endpoint);
+    json_t *log = test_call(g_server, key, auth, "GET", path, NULL, NULL, 0, 200);
+    json_t *delivery = json_array_get(json_object_get(log, "items"), 0);
+    assert_non_null(delivery);
+    assert_string_equal(json_string_value(json_object_get(delivery, "state")), "pending");
+    json_t *attempt = json_array_get(json_object_get(delivery, "attempts"), 0);
+    assert_non_null(attempt);
+    assert_true(json_is_null(json_object_get(attempt, "http_status")));
+    assert_non_null(strstr(json_string_value(json_object_get(attempt, "error")), "private addresses are refused"));
+    json_decref(log);
+    webhook_received_t got[1];
+    assert_int_equal(webhook_receiver_received(receiver, got, 1), 0);
+    webhook_receiver_destroy(&receiver);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_a_retried_call_starts_once),
         cmocka_unit_test(test_bad_calls_start_nothing),
         cmocka_unit_test(test_private_webhook_endpoints_are_refused),
+        cmocka_unit_test(test_a_webhook_host_turned_private_is_refused_at_delivery),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
