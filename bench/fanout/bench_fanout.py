@@ -20,8 +20,12 @@ first cell not kept up.
 Figures: the highest delivery rate (events x subscribers per second) kept up, for each N, ours
 over nchan's (issue 5's target: at least equal at 1,000 subscribers); publish-to-receive p50
 and p99 at 10,000 deliveries per second (10 events/s to 1,000 subscribers, 1 event/s to 10,000;
-target p99 under 20 ms); and every cell, as cost curves: latency, server CPU and memory against
-the delivery rate and the number of subscribers.
+issue 5's target, stated for 1,000 subscribers: p99 under 20 ms); and every cell, as cost
+curves: latency, server CPU and memory against the delivery rate and the number of subscribers.
+
+The rate the latency target is stated at runs in three rounds, for both servers alike, and the
+round with the median p99 stands for them: one late wake-up of a virtual CPU on this shared
+machine is a p99 at these rates, and whether one lands in a single 30-second window is luck.
 
 The load generator shares the two cores with the server it measures, so the highest rates say as
 much about the machine as about either server; the ratio is what compares them.
@@ -41,6 +45,7 @@ SECONDS = 3 if benchlib.QUICK else 10
 # rather than on the slowest one or two; a short warm-up at the first rate goes before any cell
 # is measured (first-touch allocations and page faults on both servers), and is not reported.
 TARGET_SECONDS = 10 if benchlib.QUICK else 30
+TARGET_ROUNDS = 1 if benchlib.QUICK else 3
 WARMUP_SECONDS = 2
 PAD = 200
 TARGET_DELIVERIES = 10000  # per second, the rate the latency target is stated at
@@ -51,7 +56,8 @@ def sweep(args, subscribers, pids):
     """One sse_fanout run: answers its connect line and its cells."""
     target = TARGET_DELIVERIES / subscribers
     rates = ",".join([f"{RATES[subscribers][0]}:{WARMUP_SECONDS}"]
-                     + [f"{r}:{TARGET_SECONDS}" if abs(r - target) < 1e-9 else str(r) for r in RATES[subscribers]])
+                     + [",".join([f"{r}:{TARGET_SECONDS}"] * TARGET_ROUNDS) if abs(r - target) < 1e-9 else str(r)
+                        for r in RATES[subscribers]])
     command = [str(benchlib.BIN / "sse_fanout"), "--connections", str(subscribers), "--rates", rates,
                "--seconds", str(SECONDS), "--pad", str(PAD)] + args
     for pid in pids:
@@ -93,9 +99,24 @@ def best(cells):
     return max(kept, key=lambda c: c["deliveries_per_second"]) if kept else None
 
 
-def at_target(cells, subscribers):
+def target_rounds(cells, subscribers):
     rate = TARGET_DELIVERIES / subscribers
-    return next((c for c in cells if abs(c["rate"] - rate) < 1e-9), None)
+    return [c for c in cells if abs(c["rate"] - rate) < 1e-9]
+
+
+def at_target(cells, subscribers):
+    """The round that stands for the target rate: the first not kept up, else the median p99."""
+    rounds = target_rounds(cells, subscribers)
+    if not rounds:
+        return None
+    failed = [c for c in rounds if not c["kept_up"]]
+    return failed[0] if failed else sorted(rounds, key=lambda c: c["p99_ms"])[len(rounds) // 2]
+
+
+def per_rate(cells, subscribers):
+    """One cell per rate: the target's rounds folded into the one that stands for them."""
+    chosen = at_target(cells, subscribers)
+    return [c for c in cells if c is chosen or c not in target_rounds(cells, subscribers)]
 
 
 def plot(runs, path):
@@ -107,7 +128,7 @@ def plot(runs, path):
         return False
     fig, (lat, cpu) = plt.subplots(1, 2, figsize=(11, 4.2))
     for (who, subscribers), cells in sorted(runs.items()):
-        kept = [c for c in cells if c["kept_up"]]
+        kept = [c for c in per_rate(cells, subscribers) if c["kept_up"]]
         if not kept:
             continue
         style = "-" if who == "impactd" else "--"
@@ -158,7 +179,7 @@ def main():
             metric = {"name": f"publish-to-receive {name} at 10,000 deliveries/s, {subscribers} subscribers",
                       "value": cell[q] if cell and cell["kept_up"] else None, "unit": "ms",
                       "baseline": base[q] if base and base["kept_up"] else None}
-            if name == "p99":
+            if name == "p99" and subscribers == 1000:
                 metric.update(target="under 20 ms", met=bool(cell and cell["kept_up"] and cell[q] < 20))
             metrics.append(metric)
         cell = at_target(runs[("impactd", subscribers)], subscribers)
@@ -170,9 +191,11 @@ def main():
                             "unit": "MiB (RSS, PostgreSQL included)",
                             "baseline": (at_target(runs[("nchan", subscribers)], subscribers) or {}).get("server_rss_mib")})
 
-    notes = [f"{SECONDS} s per rate ({TARGET_SECONDS} s at 10,000 deliveries/s; a {WARMUP_SECONDS} s warm-up first), "
-             f"{PAD}-byte padding per event; rates per second tried: "
-             + "; ".join(f"{n} subscribers: {RATES[n]}" for n in SUBSCRIBERS),
+    notes = [f"{SECONDS} s per rate ({TARGET_ROUNDS} x {TARGET_SECONDS} s at 10,000 deliveries/s, the round with the "
+             f"median p99 reported; a {WARMUP_SECONDS} s warm-up first), {PAD}-byte padding per event; rates per second "
+             "tried: " + "; ".join(f"{n} subscribers: {RATES[n]}" for n in SUBSCRIBERS),
+             "p99 of each round at 10,000 deliveries/s (ms): " + "; ".join(
+                 f"{who} {n}: {[c['p99_ms'] for c in target_rounds(cells, n)]}" for (who, n), cells in sorted(runs.items())),
              "impactd's memory and CPU include its embedded PostgreSQL and every process it runs; nchan's, nginx's master "
              "and workers",
              "every cell (JSON): " + json.dumps({f"{who} {n}": {"connect": connects[(who, n)], "cells": cells}
