@@ -16,10 +16,11 @@ typedef struct {
     int64_t dialed_us, answered_us, bridged_us, ended_us; /* Unix microseconds; 0: not yet */
     engine_outcome_t outcome;
     bool abandoned;
-    bool dirty;     /* listed in self->dirty */
-    bool sending;   /* in the write in flight */
-    bool committed; /* its row exists */
-    bool held;      /* dialed by the engine, not yet by the carrier: waits for its row */
+    double person_share; /* ended as a machine: the chance it was a person (engine_event_t) */
+    bool dirty;          /* listed in self->dirty */
+    bool sending;        /* in the write in flight */
+    bool committed;      /* its row exists */
+    bool held;           /* dialed by the engine, not yet by the carrier: waits for its row */
     bool detect_machine;
     double ring_timeout_seconds;
 } attempt_t;
@@ -42,25 +43,25 @@ struct call_log_t {
 
 static const char s_flush_sql[] =
     "WITH u AS (SELECT * FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], "
-    "$10::bigint[], $11::bigint[], $12::text[], $13::bool[]) "
-    "AS u(call_id, number_id, phone, caller_id, dialed, answered, bridged, ended, outcome, abandoned)), "
+    "$10::bigint[], $11::bigint[], $12::text[], $13::bool[], $14::real[]) "
+    "AS u(call_id, number_id, phone, caller_id, dialed, answered, bridged, ended, outcome, abandoned, person_share)), "
     "a AS (INSERT INTO call_attempts AS t (call_id, account_id, campaign_id, number_id, phone, from_number, caller_id, "
-    "dialed_at, answered_at, bridged_at, ended_at, outcome, abandoned) "
+    "dialed_at, answered_at, bridged_at, ended_at, outcome, abandoned, person_share) "
     "SELECT call_id, $1, $2, number_id, phone, $3, caller_id, to_timestamp(dialed / 1e6::float8), "
     "to_timestamp(answered / 1e6::float8), to_timestamp(bridged / 1e6::float8), to_timestamp(ended / 1e6::float8), outcome, "
-    "abandoned FROM u "
+    "abandoned, person_share FROM u "
     "ON CONFLICT (call_id) DO UPDATE SET caller_id = coalesce(EXCLUDED.caller_id, t.caller_id), "
     "answered_at = coalesce(EXCLUDED.answered_at, t.answered_at), bridged_at = coalesce(EXCLUDED.bridged_at, t.bridged_at), "
     "ended_at = coalesce(EXCLUDED.ended_at, t.ended_at), outcome = coalesce(EXCLUDED.outcome, t.outcome), "
-    "abandoned = EXCLUDED.abandoned OR t.abandoned "
+    "abandoned = EXCLUDED.abandoned OR t.abandoned, person_share = greatest(EXCLUDED.person_share, t.person_share) "
     "RETURNING t.number_id, t.outcome, t.ended_at), "
-    "f AS (SELECT number_id, outcome, ended_at, outcome = 'talked' OR (outcome = 'voicemail' AND NOT $16::bool) AS done "
+    "f AS (SELECT number_id, outcome, ended_at, outcome = 'talked' OR (outcome = 'voicemail' AND NOT $17::bool) AS done "
     "FROM a WHERE outcome IS NOT NULL) "
     "UPDATE numbers n SET last_outcome = f.outcome, "
-    "status = CASE WHEN f.done THEN 'done' WHEN f.outcome = 'failed' THEN 'failed' WHEN n.attempts >= $15::int THEN 'done' "
+    "status = CASE WHEN f.done THEN 'done' WHEN f.outcome = 'failed' THEN 'failed' WHEN n.attempts >= $16::int THEN 'done' "
     "ELSE 'retry' END, "
-    "next_attempt_at = CASE WHEN f.done OR f.outcome = 'failed' OR n.attempts >= $15::int THEN NULL "
-    "ELSE f.ended_at + make_interval(hours => $14::int) END "
+    "next_attempt_at = CASE WHEN f.done OR f.outcome = 'failed' OR n.attempts >= $16::int THEN NULL "
+    "ELSE f.ended_at + make_interval(hours => $15::int) END "
     "FROM f WHERE n.id = f.number_id AND n.status = 'dialing'";
 
 call_log_t *call_log_new(dbq_t *db, const call_log_config_t *config)
@@ -183,9 +184,13 @@ void call_log_event(call_log_t *self, const engine_event_t *event, int64_t wall_
     }
     switch (event->type) {
     case ENGINE_CALL_ANSWERED:
+        if (attempt->answered_us == 0)
+            attempt->answered_us = wall_us;
+        break;
     case ENGINE_CALL_MACHINE:
         if (attempt->answered_us == 0)
             attempt->answered_us = wall_us;
+        attempt->person_share = event->person_share;
         break;
     case ENGINE_CALL_BRIDGED:
         attempt->bridged_us = wall_us;
@@ -230,7 +235,7 @@ static dbq_done_fn s_on_written;
 /* Sends the first n dirty attempts as one statement. */
 static int s_write(call_log_t *self, size_t n)
 {
-    enum { CALL, NUMBER, PHONE, CALLER, DIALED, ANSWERED, BRIDGED, ENDED, OUTCOME, ABANDONED, COLUMNS };
+    enum { CALL, NUMBER, PHONE, CALLER, DIALED, ANSWERED, BRIDGED, ENDED, OUTCOME, ABANDONED, PERSON_SHARE, COLUMNS };
     pgarray_t columns[COLUMNS];
     for (int c = 0; c < COLUMNS; c++)
         pgarray_init(&columns[c]);
@@ -252,23 +257,24 @@ static int s_write(call_log_t *self, size_t n)
         else
             pgarray_null(&columns[OUTCOME]);
         pgarray_bool(&columns[ABANDONED], a->abandoned);
+        pgarray_share(&columns[PERSON_SHARE], a->person_share);
     }
     char account[24], campaign[24], recycle[16], max[16];
     snprintf(account, sizeof(account), "%" PRId64, self->config.account_id);
     snprintf(campaign, sizeof(campaign), "%" PRId64, self->config.campaign_id);
     snprintf(recycle, sizeof(recycle), "%d", self->config.recycle_hours);
     snprintf(max, sizeof(max), "%d", self->config.max_attempts);
-    const char *params[16] = {account, campaign, self->from};
+    const char *params[17] = {account, campaign, self->from};
     int rc = -1;
     for (int c = 0; c < COLUMNS; c++)
         if ((params[3 + c] = pgarray_finish(&columns[c])) == NULL) {
             log_error("call attempts batch has a malformed value; dropped");
             goto Exit;
         }
-    params[13] = recycle;
-    params[14] = max;
-    params[15] = self->config.call_back_after_voicemail ? "t" : "f";
-    rc = dbq_send(self->db, s_flush_sql, 16, params, s_on_written, self);
+    params[14] = recycle;
+    params[15] = max;
+    params[16] = self->config.call_back_after_voicemail ? "t" : "f";
+    rc = dbq_send(self->db, s_flush_sql, 17, params, s_on_written, self);
     if (rc != 0)
         log_warn("writing call attempts: out of memory");
 Exit:

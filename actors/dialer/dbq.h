@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DBQ_PARAMS_MAX 16
+#define DBQ_PARAMS_MAX 24
 
 typedef struct dbq_t dbq_t;
 

@@ -76,9 +76,10 @@ typedef struct {
 } latency_t;
 
 /* Live answers and abandons of the campaign before this process started: for the windowed rates,
- * and in the campaign's own window for the pacing budget. */
+ * and in the campaign's own window for the pacing budget. Shares of a person behind answers ended
+ * as machines count in both (engine_event_t.person_share), so they are fractional. */
 typedef struct {
-    uint64_t live_24h, abandoned_24h, live_30d, abandoned_30d, live_window, abandoned_window;
+    double live_24h, abandoned_24h, live_30d, abandoned_30d, live_window, abandoned_window;
 } history_t;
 
 typedef struct {
@@ -189,23 +190,29 @@ static int s_load_history(dialer_t *self)
     snprintf(id, sizeof(id), "%" PRId64, self->args->campaign_id);
     snprintf(days, sizeof(days), "%d", self->campaign.abandon_window_days);
     const char *params[] = {id, days};
-    PGresult *res = PQexecParams(self->conn,
-                                 "SELECT count(*) FILTER (WHERE dialed_at > now() - interval '24 hours'), "
-                                 "count(*) FILTER (WHERE abandoned AND dialed_at > now() - interval '24 hours'), "
-                                 "count(*), count(*) FILTER (WHERE abandoned), "
-                                 "count(*) FILTER (WHERE dialed_at > now() - make_interval(days => $2::int)), "
-                                 "count(*) FILTER (WHERE abandoned AND dialed_at > now() - make_interval(days => $2::int)) "
-                                 "FROM call_attempts WHERE campaign_id = $1 AND dialed_at > now() - interval '30 days' "
-                                 "AND (outcome IN ('talked', 'abandoned') OR abandoned)",
-                                 2, NULL, params, NULL, NULL, 0);
+    /* A live answer counts 1, an answer ended as a machine its person_share; an abandon counts 1,
+     * and that person_share again. */
+    PGresult *res =
+        PQexecParams(self->conn,
+                     "WITH a AS (SELECT dialed_at, CASE WHEN outcome IN ('talked', 'abandoned') OR abandoned THEN 1 "
+                     "ELSE person_share::float8 END AS live, CASE WHEN abandoned THEN 1 ELSE person_share::float8 END AS lost "
+                     "FROM call_attempts WHERE campaign_id = $1 AND dialed_at > now() - interval '30 days' "
+                     "AND (outcome IN ('talked', 'abandoned') OR abandoned OR person_share > 0)) "
+                     "SELECT coalesce(sum(live) FILTER (WHERE dialed_at > now() - interval '24 hours'), 0), "
+                     "coalesce(sum(lost) FILTER (WHERE dialed_at > now() - interval '24 hours'), 0), "
+                     "coalesce(sum(live), 0), coalesce(sum(lost), 0), "
+                     "coalesce(sum(live) FILTER (WHERE dialed_at > now() - make_interval(days => $2::int)), 0), "
+                     "coalesce(sum(lost) FILTER (WHERE dialed_at > now() - make_interval(days => $2::int)), 0) "
+                     "FROM a",
+                     2, NULL, params, NULL, NULL, 0);
     int rc = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-        self->history = (history_t){.live_24h = strtoull(PQgetvalue(res, 0, 0), NULL, 10),
-                                    .abandoned_24h = strtoull(PQgetvalue(res, 0, 1), NULL, 10),
-                                    .live_30d = strtoull(PQgetvalue(res, 0, 2), NULL, 10),
-                                    .abandoned_30d = strtoull(PQgetvalue(res, 0, 3), NULL, 10),
-                                    .live_window = strtoull(PQgetvalue(res, 0, 4), NULL, 10),
-                                    .abandoned_window = strtoull(PQgetvalue(res, 0, 5), NULL, 10)};
+        self->history = (history_t){.live_24h = strtod(PQgetvalue(res, 0, 0), NULL),
+                                    .abandoned_24h = strtod(PQgetvalue(res, 0, 1), NULL),
+                                    .live_30d = strtod(PQgetvalue(res, 0, 2), NULL),
+                                    .abandoned_30d = strtod(PQgetvalue(res, 0, 3), NULL),
+                                    .live_window = strtod(PQgetvalue(res, 0, 4), NULL),
+                                    .abandoned_window = strtod(PQgetvalue(res, 0, 5), NULL)};
         rc = 0;
     } else {
         log_error("reading the campaign's history: %s", PQresultErrorMessage(res));
@@ -316,8 +323,8 @@ static int s_start_engine(dialer_t *self, uint64_t first_call_id)
     if (self->log == NULL || self->numbers == NULL || self->callers == NULL)
         return -1;
     carrier_t carrier = call_log_carrier(self->log, sim_carrier_carrier(self->sim), s_to_engine, self);
-    pacing_predictive_options_t pacing = {.history_live = (double)self->history.live_window,
-                                          .history_abandoned = (double)self->history.abandoned_window};
+    pacing_predictive_options_t pacing = {.history_live = self->history.live_window,
+                                          .history_abandoned = self->history.abandoned_window};
     pacing_policy_t *policy = c->mode == DIAL_PREDICTIVE ? pacing_predictive_new(&pacing) : NULL;
     engine_hooks_t hooks = {.next_number = s_next_number, .return_number = s_return_number, .on_event = s_on_event, .ctx = self};
     self->engine = engine_new(&config, carrier, self->timers, policy, &hooks, first_call_id, now);
@@ -349,9 +356,9 @@ static int s_start_engine(dialer_t *self, uint64_t first_call_id)
 
 /* ---- stats ---- */
 
-static double s_rate(uint64_t part, uint64_t whole)
+static double s_rate(double part, double whole)
 {
-    return whole ? (double)part / (double)whole : 0.0;
+    return whole > 0 ? part / whole : 0.0;
 }
 
 static void s_publish(dialer_t *self)
@@ -359,8 +366,10 @@ static void s_publish(dialer_t *self)
     if (!self->have_slot)
         return;
     const engine_counts_t *counts = engine_counts(self->engine);
-    /* live answers: claims put through or abandoned (machines put through excluded) */
-    uint64_t live = counts->talked + counts->abandoned;
+    /* live answers: claims put through or abandoned (machines put through excluded), and the
+     * shares of a person behind answers ended as machines, each also an abandon */
+    double live = (double)(counts->talked + counts->abandoned) + counts->person_shares;
+    double abandoned = (double)counts->abandoned + counts->person_shares;
     shm_campaign_stats_t stats = {
         .updated_unix_ms = s_clock_us(CLOCK_REALTIME) / 1000,
         .callers_on_hold = counts->ready,
@@ -371,9 +380,9 @@ static void s_publish(dialer_t *self)
         .answered_human = counts->claims,
         .answered_machine = counts->machines,
         .abandoned = counts->abandoned,
-        .answer_rate = s_rate(counts->claims, counts->dials),
-        .abandon_rate_24h = s_rate(self->history.abandoned_24h + counts->abandoned, self->history.live_24h + live),
-        .abandon_rate_30d = s_rate(self->history.abandoned_30d + counts->abandoned, self->history.live_30d + live),
+        .answer_rate = s_rate((double)counts->claims, (double)counts->dials),
+        .abandon_rate_24h = s_rate(self->history.abandoned_24h + abandoned, self->history.live_24h + live),
+        .abandon_rate_30d = s_rate(self->history.abandoned_30d + abandoned, self->history.live_30d + live),
         .dial_ratio = counts->ready ? (double)counts->unresolved / counts->ready : (double)counts->unresolved,
         .account_id = self->campaign.account_id,
         .callers_preview = counts->preview,

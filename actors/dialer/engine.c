@@ -115,10 +115,10 @@ static int64_t seconds(double s)
     return (int64_t)(s * US_PER_S);
 }
 
-static void emit(engine_t *self, engine_event_type_t type, int64_t now, const call_t *call, const caller_t *caller,
-                 engine_outcome_t outcome)
+static engine_event_t event_of(engine_event_type_t type, int64_t now, const call_t *call, const caller_t *caller,
+                               engine_outcome_t outcome)
 {
-    engine_event_t event = {
+    return (engine_event_t){
         .type = type,
         .at_us = now,
         .call_id = call ? call->id : 0,
@@ -126,6 +126,31 @@ static void emit(engine_t *self, engine_event_type_t type, int64_t now, const ca
         .number_id = call ? call->number.number_id : (caller && caller->has_preview ? caller->preview.number_id : 0),
         .outcome = outcome,
     };
+}
+
+static void emit(engine_t *self, engine_event_type_t type, int64_t now, const call_t *call, const caller_t *caller,
+                 engine_outcome_t outcome)
+{
+    engine_event_t event = event_of(type, now, call, caller, outcome);
+    if (self->hooks.on_event)
+        self->hooks.on_event(self->hooks.ctx, &event);
+}
+
+/*
+ * An answer ended as a machine without a caller, which was a person after all with the chance
+ * `person_share`: that person was abandoned. Pacing counts the share as that much of a live
+ * answer and of an abandon at once; the event carries it into the call's record, so that the
+ * campaign's abandon rate and the budget a restarted dialer starts from count it too. Without
+ * the record, a restart forgot every such share, and at 1.3 machines per person those can be
+ * most of a campaign's abandons.
+ */
+static void emit_machine(engine_t *self, call_t *call, double person_share, int64_t now)
+{
+    if (person_share > 0 && self->policy->ops->claim_outcome)
+        self->policy->ops->claim_outcome(self->policy, now, true, person_share);
+    self->counts.person_shares += person_share;
+    engine_event_t event = event_of(ENGINE_CALL_MACHINE, now, call, NULL, OUTCOME_NONE);
+    event.person_share = person_share;
     if (self->hooks.on_event)
         self->hooks.on_event(self->hooks.ctx, &event);
 }
@@ -480,9 +505,7 @@ static void claim(engine_t *self, call_t *call, int64_t now)
 static void screen_out(engine_t *self, call_t *call, int64_t now)
 {
     resolve(self, call, now, false);
-    if (self->policy->ops->claim_outcome)
-        self->policy->ops->claim_outcome(self->policy, now, true, call->person);
-    emit(self, ENGINE_CALL_MACHINE, now, call, NULL, OUTCOME_NONE);
+    emit_machine(self, call, call->person, now);
     play_then_hang_up(self, call, self->config.abandon_uri, OUTCOME_MACHINE, now);
 }
 
@@ -718,9 +741,7 @@ void engine_carrier_event(void *engine, const carrier_event_t *event)
         if (unanswered)
             call->answered_at = now;
         resolve(self, call, now, false);
-        if (self->config.machine_false_positive_rate > 0 && self->policy->ops->claim_outcome)
-            self->policy->ops->claim_outcome(self->policy, now, true, self->config.machine_false_positive_rate);
-        emit(self, ENGINE_CALL_MACHINE, now, call, NULL, OUTCOME_NONE);
+        emit_machine(self, call, self->config.machine_false_positive_rate, now);
         play_then_hang_up(self, call, self->config.voicemail_uri, OUTCOME_VOICEMAIL, now);
         break;
     case CARRIER_BRIDGED:

@@ -89,6 +89,10 @@ typedef struct {
     uint64_t caller_id; /* 0 when no caller is involved */
     uint64_t number_id;
     engine_outcome_t outcome; /* for ENGINE_CALL_ENDED */
+    /* For ENGINE_CALL_MACHINE: the chance that the answer, ended as a machine without a caller
+     * (machine detection's verdict, or screened out by its ring time), was a person after all.
+     * The abandon rate counts it as that much of a live answer and of an abandon. */
+    double person_share;
 } engine_event_t;
 
 typedef struct {
@@ -106,6 +110,7 @@ typedef struct {
     uint32_t callers, ready, on_call, wrap_up, preview;
     uint32_t unresolved, waiting;
     uint64_t dials, claims, abandoned, talked, machines, timed_out;
+    double person_shares; /* summed person_share of ENGINE_CALL_MACHINE events */
 } engine_counts_t;
 
 typedef struct engine_t engine_t;

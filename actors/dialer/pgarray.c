@@ -46,6 +46,13 @@ void pgarray_int(pgarray_t *self, int64_t value)
     s_append(self, text, (size_t)n);
 }
 
+void pgarray_share(pgarray_t *self, double value)
+{
+    char text[16];
+    int n = snprintf(text, sizeof(text), "%.6f", value > 0 ? (value < 1 ? value : 1.0) : 0.0);
+    s_append(self, text, (size_t)n);
+}
+
 void pgarray_null(pgarray_t *self)
 {
     s_append(self, "NULL", 4);

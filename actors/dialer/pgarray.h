@@ -28,6 +28,8 @@ void pgarray_free(pgarray_t *self);
 void pgarray_int(pgarray_t *self, int64_t value);
 void pgarray_null(pgarray_t *self);
 void pgarray_bool(pgarray_t *self, bool value);
+/* A share from 0 to 1, to six decimal places (a real column holds no more). */
+void pgarray_share(pgarray_t *self, double value);
 void pgarray_text(pgarray_t *self, const char *value);
 /* A comma-separated list of IANA zone names (possibly empty), as one element. */
 void pgarray_zones(pgarray_t *self, const char *value);
