@@ -238,9 +238,9 @@ export type CampaignStats = {
   abandoned?: number;
   /** answers / dials */
   answer_rate?: number;
-  /** Abandoned / live answers over the last 24 hours */
+  /** Abandoned / live answers over the last 24 hours; an answer ended as a machine without a caller counts as both by the chance it was a person (machine detection's false-positive rate, or the screening estimate) */
   abandon_rate_24h?: number;
-  /** Abandoned / live answers over the last 30 days */
+  /** Abandoned / live answers over the last 30 days, counted as abandon_rate_24h is */
   abandon_rate_30d?: number;
   /** Lines ringing per caller on hold */
   dial_ratio?: number;
