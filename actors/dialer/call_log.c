@@ -183,14 +183,12 @@ void call_log_event(call_log_t *self, const engine_event_t *event, int64_t wall_
         attempt->dialed_us = wall_us;
     }
     switch (event->type) {
+    case ENGINE_CALL_MACHINE:
+        attempt->person_share = event->person_share;
+        /* fall through */
     case ENGINE_CALL_ANSWERED:
         if (attempt->answered_us == 0)
             attempt->answered_us = wall_us;
-        break;
-    case ENGINE_CALL_MACHINE:
-        if (attempt->answered_us == 0)
-            attempt->answered_us = wall_us;
-        attempt->person_share = event->person_share;
         break;
     case ENGINE_CALL_BRIDGED:
         attempt->bridged_us = wall_us;

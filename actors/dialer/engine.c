@@ -128,12 +128,17 @@ static engine_event_t event_of(engine_event_type_t type, int64_t now, const call
     };
 }
 
+static void publish(engine_t *self, const engine_event_t *event)
+{
+    if (self->hooks.on_event)
+        self->hooks.on_event(self->hooks.ctx, event);
+}
+
 static void emit(engine_t *self, engine_event_type_t type, int64_t now, const call_t *call, const caller_t *caller,
                  engine_outcome_t outcome)
 {
     engine_event_t event = event_of(type, now, call, caller, outcome);
-    if (self->hooks.on_event)
-        self->hooks.on_event(self->hooks.ctx, &event);
+    publish(self, &event);
 }
 
 /*
@@ -151,8 +156,7 @@ static void emit_machine(engine_t *self, call_t *call, double person_share, int6
     self->counts.person_shares += person_share;
     engine_event_t event = event_of(ENGINE_CALL_MACHINE, now, call, NULL, OUTCOME_NONE);
     event.person_share = person_share;
-    if (self->hooks.on_event)
-        self->hooks.on_event(self->hooks.ctx, &event);
+    publish(self, &event);
 }
 
 /* ---- callers on hold: a FIFO so the longest-waiting caller takes the next answer ---- */
