@@ -7,6 +7,11 @@
  * the URL's host and refuses private addresses with a 422, and at connection time libcurl's
  * socket callback refuses them again, since DNS may answer differently later (rebinding).
  * impactd's --allow-private-urls turns both off, for tests and local demos.
+ *
+ * Such requests go straight to the URL's host: libcurl would otherwise follow the proxy
+ * variables of impactd's environment (http_proxy, all_proxy), and the connection-time check
+ * would then see the proxy's address instead of the receiver's. A private proxy would fail every
+ * delivery as a private address; a public one would carry requests to hosts nobody checked.
  */
 #ifndef IMPACT_COMMON_NETGUARD_H
 #define IMPACT_COMMON_NETGUARD_H
@@ -29,8 +34,9 @@ int netguard_check_url(const char *url, char *why, size_t size);
 /**
  * Prepares `curl` for a request to a customer's URL, the same way everywhere: http or https
  * only, no redirects (a redirect could lead anywhere), `timeout_ms` for the whole transfer, no
- * signals, our User-Agent, and, unless *allow_private, a refusal at connection time of any
- * address netguard_is_private accepts. allow_private must outlive the transfer.
+ * signals, our User-Agent, no proxy whatever the environment says, and, unless *allow_private,
+ * a refusal at connection time of any address netguard_is_private accepts. allow_private must
+ * outlive the transfer.
  */
 void netguard_curl(CURL *curl, const char *url, long timeout_ms, const bool *allow_private);
 

@@ -115,6 +115,7 @@ test_sse_t *test_sse_open(CURLM *multi, test_server_t *server, const char *path,
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", server->port, path);
     s->easy = curl_easy_init();
     curl_easy_setopt(s->easy, CURLOPT_URL, url);
+    curl_easy_setopt(s->easy, CURLOPT_PROXY, ""); /* the server under test, whatever the environment says */
     for (int i = 0; i < 2 && credentials[i]; i++)
         s->headers = curl_slist_append(s->headers, credentials[i]);
     s->headers = curl_slist_append(s->headers, "Accept: text/event-stream");

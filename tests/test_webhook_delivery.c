@@ -17,7 +17,10 @@
  *   whose outcome was not recorded, so an event may arrive again, with the same webhook-id, but
  *   the first receipts stay in order;
  * - the deliverer's database connection cut mid-delivery sends nothing twice: the outcomes it
- *   could not record are recorded once it is back, each attempt logged once.
+ *   could not record are recorded once it is back, each attempt logged once;
+ * - proxy variables in impactd's environment are not followed: the server runs with http_proxy
+ *   and all_proxy naming a port where nothing listens, and every test above still gets its
+ *   deliveries, straight from the deliverer (common/netguard.h says why).
  *
  * Events are written into the outbox directly, as the call_attempts trigger writes them
  * (tests/test_call_webhooks.c covers the trigger), so each test controls exactly what is sent.
@@ -408,6 +411,9 @@ static int s_requests(const char *path)
 static int s_setup(void **state)
 {
     g_hook = s_receiver_start();
+    /* Inherited by impactd: a delivery that went through a proxy would find nothing there. */
+    setenv("http_proxy", "http://127.0.0.1:9", 1);
+    setenv("all_proxy", "http://127.0.0.1:9", 1);
     /* the receiver runs on this machine */
     test_dialing_start(&g, "agents = 1\n", true);
     json_t *root = test_call(g.server, g.server->key, g.server->auth, "GET", "/v1", NULL, NULL, 0, 200);
