@@ -10,6 +10,8 @@
  *   arrive in order, and each event is answered 2xx exactly once;
  * - a Retry-After (seconds or an HTTP-date) puts the next attempt no earlier than it asks, as the
  *   delivery log's attempt times show, and an excessive one is cut to an hour;
+ * - the API's log of a call's callbacks (GET /v1/calls/{id}/deliveries) shows the same: each
+ *   event's state and every attempt, the refused one and the one that delivered it;
  * - 410 Gone ends a call's deliveries: its pending events and those written later are failed;
  * - a rotation signs with both secrets, each verifying; bad rotation requests change nothing;
  * - the fan-out process killed with SIGKILL mid-delivery loses nothing: its restarted successor
@@ -500,6 +502,58 @@ static double s_gap_after_first(int64_t call)
     return (double)test_db_count(g.db, sql) / 1000.0;
 }
 
+/* The API's log of the two calls of test_retry_after_is_honoured: `delivered` was refused once
+ * with a Retry-After, then delivered; `waiting` was refused and waits an hour. */
+static void s_check_delivery_log(int64_t delivered, int64_t waiting)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/calls/%" PRId64 "/deliveries", delivered);
+    json_t *log = test_call(g.server, g.server->key, g.server->auth, "GET", path, NULL, NULL, 0, 200);
+    json_t *items = json_object_get(log, "items");
+    assert_int_equal(json_array_size(items), 1);
+    json_t *d = json_array_get(items, 0);
+    int64_t event = json_integer_value(json_object_get(d, "id"));
+    assert_int_equal(json_integer_value(json_object_get(d, "call_id")), delivered);
+    assert_string_equal(json_string_value(json_object_get(d, "type")), "call.dialing");
+    assert_string_equal(json_string_value(json_object_get(d, "state")), "delivered");
+    assert_true(json_is_null(json_object_get(d, "next_attempt_at")));
+    assert_non_null(json_string_value(json_object_get(d, "settled_at")));
+    json_t *attempts = json_object_get(d, "attempts");
+    assert_int_equal(json_array_size(attempts), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(attempts, 0), "http_status")), 503);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(attempts, 0), "error")), "HTTP 503 (Retry-After: 3 s)");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(attempts, 1), "http_status")), 204);
+    assert_true(json_is_null(json_object_get(json_array_get(attempts, 1), "error")));
+    json_decref(log);
+
+    /* one callback read alone is the same; a filter that matches none lists none */
+    snprintf(path, sizeof(path), "/v1/calls/%" PRId64 "/deliveries/%" PRId64, delivered, event);
+    json_t *one = test_call(g.server, g.server->key, g.server->auth, "GET", path, NULL, NULL, 0, 200);
+    assert_int_equal(json_array_size(json_object_get(one, "attempts")), 2);
+    json_decref(one);
+    snprintf(path, sizeof(path), "/v1/calls/%" PRId64 "/deliveries?state=pending", delivered);
+    log = test_call(g.server, g.server->key, g.server->auth, "GET", path, NULL, NULL, 0, 200);
+    assert_int_equal(json_array_size(json_object_get(log, "items")), 0);
+    json_decref(log);
+
+    snprintf(path, sizeof(path), "/v1/calls/%" PRId64 "/deliveries?state=pending", waiting);
+    log = test_call(g.server, g.server->key, g.server->auth, "GET", path, NULL, NULL, 0, 200);
+    d = json_array_get(json_object_get(log, "items"), 0);
+    assert_non_null(d);
+    assert_non_null(json_string_value(json_object_get(d, "next_attempt_at")));
+    assert_true(json_is_null(json_object_get(d, "settled_at")));
+    assert_string_equal(json_string_value(json_object_get(d, "last_error")), "HTTP 503 (Retry-After: 3600 s)");
+    assert_int_equal(json_array_size(json_object_get(d, "attempts")), 1);
+    json_decref(log);
+
+    /* another call's event is not this call's; an unknown call and a bad filter are refused */
+    snprintf(path, sizeof(path), "/v1/calls/%" PRId64 "/deliveries/%" PRId64, waiting, event);
+    json_decref(test_call(g.server, g.server->key, g.server->auth, "GET", path, NULL, NULL, 0, 404));
+    json_decref(test_call(g.server, g.server->key, g.server->auth, "GET", "/v1/calls/999999999/deliveries", NULL, NULL, 0, 404));
+    snprintf(path, sizeof(path), "/v1/calls/%" PRId64 "/deliveries?state=lost", delivered);
+    json_decref(test_call(g.server, g.server->key, g.server->auth, "GET", path, NULL, NULL, 0, 422));
+}
+
 static void test_retry_after_is_honoured(void **state)
 {
     char sql[768];
@@ -543,6 +597,8 @@ static void test_retry_after_is_honoured(void **state)
              "+ interval '1 hour'))) < 0.001",
              longer);
     assert_int_equal(test_db_count(g.db, sql), 1);
+
+    s_check_delivery_log(seconds, longer);
 }
 
 static void test_gone_stops_the_call(void **state)

@@ -315,6 +315,10 @@ static const action_def_t s_actions[] = {
     {"stop", "End dialing for good", s_stop, "POST"},
 };
 
+static const link_def_t s_links[] = {
+    {"deliveries", "deliveries", NULL},
+};
+
 const resource_def_t res_calls = {
     .collection = "calls",
     .singular = "call",
@@ -326,6 +330,8 @@ const resource_def_t res_calls = {
     .constraint_count = COUNT(s_constraints),
     .actions = s_actions,
     .action_count = COUNT(s_actions),
+    .links = s_links,
+    .link_count = COUNT(s_links),
     .append_only = true,
     .create_alias = "call",
     .create = s_create,

@@ -149,7 +149,7 @@ extern const resource_def_t *const resource_defs[];
 
 /** Resource definitions (one file each). */
 extern const resource_def_t res_lists, res_list_import_errors, res_numbers, res_leads;
-extern const resource_def_t res_calls;
+extern const resource_def_t res_calls, res_call_deliveries;
 extern const resource_def_t res_events;
 extern const resource_def_t res_webhook_secrets, res_webhook_endpoints, res_webhook_deliveries;
 extern const resource_def_t res_caller_sessions;

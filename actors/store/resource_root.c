@@ -23,6 +23,7 @@ const resource_def_t *const resource_defs[] = {
     &res_numbers,
     &res_leads,
     &res_calls,
+    &res_call_deliveries,
     &res_events,
     &res_webhook_secrets,
     &res_webhook_endpoints,

@@ -49,6 +49,28 @@ export type Call = Resource & {
   updated_at?: string;
 };
 
+export type CallDelivery = Resource & {
+  /** The event's id, and the webhook-id of every attempt */
+  id?: number;
+  call_id?: number;
+  type?: "call.dialing" | "call.answered" | "call.bridged" | "call.ended";
+  occurred_at?: string;
+  /** delivered: answered 2xx; failed: given up, or the receiver answered 410 */
+  state?: "pending" | "delivered" | "failed";
+  /** When a pending callback is tried next */
+  next_attempt_at?: string | null;
+  settled_at?: string | null;
+  last_error?: string | null;
+  attempts?: Array<{
+    attempted_at?: string;
+    http_status?: number | null;
+    error?: string | null;
+    duration_ms?: number;
+  }>;
+  created_at?: string;
+  updated_at?: string;
+};
+
 export type Caller = Resource & CallerInput & {
   id?: number;
   created_at?: string;
