@@ -20,17 +20,7 @@ static const field_def_t s_fields[] = {
      .flags = F_READONLY | F_FILTER,
      .choices = s_states,
      .doc = "pending, delivered (answered 2xx) or failed (given up, or the receiver answered 410)"},
-    {.name = "next_attempt_at", .type = FIELD_TIMESTAMP, .flags = F_READONLY, .doc = "When a pending callback is tried next"},
-    {.name = "settled_at", .type = FIELD_TIMESTAMP, .flags = F_READONLY, .doc = "When it was delivered or given up"},
-    {.name = "last_error", .type = FIELD_TEXT, .flags = F_READONLY, .doc = "Why the last attempt failed"},
-    {.name = "attempts",
-     .type = FIELD_JSON,
-     .flags = F_READONLY,
-     .doc = "Every attempt, oldest first: attempted_at, http_status (null without a response), error, duration_ms",
-     .select_sql = "(SELECT coalesce(json_agg(json_build_object('attempted_at', to_char(a.attempted_at AT TIME ZONE 'UTC', "
-                   "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), 'http_status', a.http_status, 'error', a.error, "
-                   "'duration_ms', a.duration_ms) ORDER BY a.attempted_at), '[]'::json) FROM call_event_deliveries a "
-                   "WHERE a.event_id = call_deliveries.id)"},
+    RESOURCE_DELIVERY_FIELDS("call_event_deliveries a WHERE a.event_id = call_deliveries.id"),
 };
 
 const resource_def_t res_call_deliveries = {

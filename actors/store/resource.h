@@ -73,6 +73,24 @@ typedef struct {
     const char *select_sql;     /* rendering expression when not the column itself (must yield JSON for raw types) */
 } field_def_t;
 
+/*
+ * The fields every delivery log shares (a webhook endpoint's deliveries, a call's callbacks): when
+ * a pending delivery is tried next, when it settled, its last error, and every attempt, oldest
+ * first, read `FROM attempts_from`: SQL naming the attempts `a`, with attempted_at, http_status,
+ * error and duration_ms, and selecting those of the row.
+ */
+#define RESOURCE_DELIVERY_FIELDS(attempts_from)                                                                                    \
+    {.name = "next_attempt_at", .type = FIELD_TIMESTAMP, .flags = F_READONLY, .doc = "When a pending delivery is tried next"},     \
+        {.name = "settled_at", .type = FIELD_TIMESTAMP, .flags = F_READONLY, .doc = "When it was delivered or given up"},          \
+        {.name = "last_error", .type = FIELD_TEXT, .flags = F_READONLY, .doc = "Why the last attempt failed"},                     \
+    {                                                                                                                              \
+        .name = "attempts", .type = FIELD_JSON, .flags = F_READONLY,                                                               \
+        .doc = "Every attempt, oldest first: attempted_at, http_status (null without a response), error, duration_ms",             \
+        .select_sql = "(SELECT coalesce(json_agg(json_build_object('attempted_at', to_char(a.attempted_at AT TIME ZONE 'UTC', "    \
+                      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), 'http_status', a.http_status, 'error', a.error, "                     \
+                      "'duration_ms', a.duration_ms) ORDER BY a.attempted_at), '[]'::json) FROM " attempts_from ")"                \
+    }
+
 /* A violated CHECK, UNIQUE or FOREIGN KEY constraint explained in the API's words. A NULL
  * message means the database's own message is the explanation (raised by our triggers). */
 typedef struct {
