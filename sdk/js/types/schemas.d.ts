@@ -61,12 +61,7 @@ export type CallDelivery = Resource & {
   next_attempt_at?: string | null;
   settled_at?: string | null;
   last_error?: string | null;
-  attempts?: Array<{
-    attempted_at?: string;
-    http_status?: number | null;
-    error?: string | null;
-    duration_ms?: number;
-  }>;
+  attempts?: Array<DeliveryAttempt>;
   created_at?: string;
   updated_at?: string;
 };
@@ -292,6 +287,15 @@ export type CustomField = Resource & CustomFieldInput & {
 
 export type CustomFieldInput = {
   name?: string;
+};
+
+/** One attempt of a delivery, oldest first in its log */
+export type DeliveryAttempt = {
+  attempted_at?: string;
+  /** Null when no response arrived */
+  http_status?: number | null;
+  error?: string | null;
+  duration_ms?: number;
 };
 
 export type Desk = {
@@ -624,12 +628,7 @@ export type WebhookDelivery = Resource & {
   next_attempt_at?: string;
   settled_at?: string | null;
   last_error?: string | null;
-  attempts?: Array<{
-    attempted_at?: string;
-    http_status?: number | null;
-    error?: string | null;
-    duration_ms?: number;
-  }>;
+  attempts?: Array<DeliveryAttempt>;
   created_at?: string;
   updated_at?: string;
 };
