@@ -1,9 +1,10 @@
 /*
- * GET /v1/calls/{id}/deliveries: the status callbacks of a call (POST /v1/call's `url`), one per
- * event posted to it, with its state and every attempt, oldest first. Read only: the fan-out
- * process's deliverer makes and settles them (actors/fanout/webhooks.c). A table-driven resource
- * over the view call_deliveries (schemas/sql/0021) of the call_events outbox; the attempts come
- * from the call_event_deliveries view (0018), the same log the deliverer writes.
+ * GET /v1/calls/{id}/deliveries: the status callbacks of a call (to POST /v1/call's
+ * `call_state_url`), one per event posted to it, with its state and every attempt, oldest first.
+ * Read only: the fan-out process's deliverer makes and settles them (actors/fanout/webhooks.c).
+ * A table-driven resource over the view call_deliveries (schemas/sql/0021) of the call_events
+ * outbox; the attempts come from the call_event_deliveries view (0018), the same log the
+ * deliverer writes.
  */
 #include "actors/store/resource.h"
 
