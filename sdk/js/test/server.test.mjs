@@ -88,14 +88,19 @@ test('an event stream that breaks resumes from its last event: nothing missed, n
   stream.addEventListener('state', (e) => states.push(e.detail));
   const received = [];
   stream.addEventListener('event', (e) => received.push(e.detail.id));
-  for (const action of ['start', 'pause', 'start', 'pause', 'start', 'stop']) await admin.campaigns.action(campaign.id, action);
-  const expected = await until('six status events', async () => {
-    const page = await admin.events.page({ campaign_id: campaign.id, after: firstId, limit: 100 });
-    const ids = page.items.filter((e) => e.type.startsWith('campaign.')).map((e) => e.id);
-    return ids.length === 6 ? ids : null;
-  });
-  await until('the stream to deliver them', () => expected.every((id) => received.includes(id)));
-  stream.close();
+  let expected;
+  /* A stream left open keeps this process alive: a failure would become a hang of the whole run. */
+  try {
+    for (const action of ['start', 'pause', 'start', 'pause', 'start', 'stop']) await admin.campaigns.action(campaign.id, action);
+    expected = await until('six status events', async () => {
+      const page = await admin.events.page({ campaign_id: campaign.id, after: firstId, limit: 100 });
+      const ids = page.items.filter((e) => e.type.startsWith('campaign.')).map((e) => e.id);
+      return ids.length === 6 ? ids : null;
+    });
+    await until('the stream to deliver them', () => expected.every((id) => received.includes(id)));
+  } finally {
+    stream.close();
+  }
   const mine = received.filter((id) => expected.includes(id));
   assert.deepEqual(mine, expected, 'every event once, in order');
   assert.ok(stream.reconnects >= 1, 'the cut connection was replaced');
@@ -147,18 +152,23 @@ test('a caller logs in, works at the desk, follows their events and logs out', {
   const events = caller.events({ after: 0, minDelayMs: 50 });
   const seen = [];
   events.addEventListener('event', (e) => seen.push(e.detail.type));
-  await until('the stream to open', () => events.state === 'open');
-  assert.equal((await caller.start()).state, 'on_hold');
-  const refused = await caller.start().catch((e) => e);
-  assert.equal(refused.status, 409);
-  assert.equal(refused.problem.state, 'on_hold');
-  assert.equal((await caller.stop()).state, 'idle');
-  await until('caller.ready and caller.left', () => seen.includes('caller.ready') && seen.includes('caller.left'));
+  /* Closed whatever happens, as in the stream test above: open, it would keep the run alive. */
+  try {
+    await until('the stream to open', () => events.state === 'open');
+    assert.equal((await caller.start()).state, 'on_hold');
+    const refused = await caller.start().catch((e) => e);
+    assert.equal(refused.status, 409);
+    assert.equal(refused.problem.state, 'on_hold');
+    assert.equal((await caller.stop()).state, 'idle');
+    await until('caller.ready and caller.left', () => seen.includes('caller.ready') && seen.includes('caller.left'));
 
-  await caller.logout();
-  const ended = await caller.desk().catch((e) => e);
-  assert.equal(ended.status, 401);
-  await until('the stream to end with the session', () => events.state === 'closed', STEP_MS);
-  assert.equal(events.error?.status, 401);
+    await caller.logout();
+    const ended = await caller.desk().catch((e) => e);
+    assert.equal(ended.status, 401);
+    await until('the stream to end with the session', () => events.state === 'closed', STEP_MS);
+    assert.equal(events.error?.status, 401);
+  } finally {
+    events.close();
+  }
   await admin.campaigns.action(campaign.id, 'stop');
 });
