@@ -67,6 +67,8 @@ def sse_fanout(args, subscribers, pids, rates):
     lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     if run.returncode != 0 or not lines or "connected" not in lines[0]:
         raise SystemExit(f"bench/fanout: sse_fanout failed ({run.returncode}): {run.stderr[-2000:]}")
+    if len(lines) < 3:
+        raise SystemExit(f"bench/fanout: the warm-up was not kept up, nothing was measured: {lines[1:]}")
     return lines[0], [dict(c, cell=c["cell"] - 1) for c in lines[2:]]  # the warm-up cell dropped
 
 
@@ -85,9 +87,13 @@ class Ours:
             raise
         self.pids = [self.server.proc.pid] + benchlib.descendants(self.server.proc.pid)
         pg = f"host={os.path.join(self.server.data_dir, 'pg')} port=5432 user=postgres dbname=postgres"
-        self.args = ["--port", str(self.server.port), "--path", f"/v1/events/stream?type={TYPE}",
-                     "--header", f"Api-Key: {key}", "--header", f"Api-Auth: {auth}",
-                     "--pg", pg, "--account", str(account)]
+        self.target = ["--port", str(self.server.port), "--path", f"/v1/events/stream?type={TYPE}",
+                       "--header", f"Api-Key: {key}", "--header", f"Api-Auth: {auth}",
+                       "--pg", pg, "--account", str(account)]
+
+    def args(self):
+        """sse_fanout's arguments for a run of subscriptions."""
+        return self.target
 
     def stop(self):
         self.server.stop()
@@ -101,10 +107,9 @@ class Peer:
         self.pids = self.nchan.pids()
         self.runs = 0
 
-    @property
     def args(self):
-        """A new channel for every run of subscriptions: nchan hands a new subscriber the messages
-        its channel still buffers, which would be the last run's."""
+        """sse_fanout's arguments for a run of subscriptions, on a channel of its own: nchan hands a
+        new subscriber the messages its channel still buffers, which would be the last run's."""
         self.runs += 1
         channel = f"bench{self.runs}"
         return ["--port", str(self.nchan.port), "--path", f"/sub/{channel}", "--publish-path", f"/pub/{channel}"]
@@ -119,7 +124,7 @@ SERVERS = (("impactd", Ours), ("nchan", Peer))
 def sweep(server, subscribers):
     """Every rate once, on one set of subscriptions, up to the first not kept up."""
     target = TARGET_DELIVERIES / subscribers
-    return sse_fanout(server.args, subscribers, server.pids,
+    return sse_fanout(server.args(), subscribers, server.pids,
                       [f"{r}:{TARGET_SECONDS}" if abs(r - target) < 1e-9 else str(r) for r in RATES[subscribers]])
 
 
@@ -134,7 +139,7 @@ def paired_rounds(subscribers):
         for pair in range(TARGET_PAIRS):
             order = [who for who, _ in SERVERS]
             for who in order if pair % 2 == 0 else reversed(order):
-                _, cells = sse_fanout(up[who].args, subscribers, up[who].pids, [f"{rate:g}:{TARGET_SECONDS}"])
+                _, cells = sse_fanout(up[who].args(), subscribers, up[who].pids, [f"{rate:g}:{TARGET_SECONDS}"])
                 rounds[who].append(dict(cells[0], round=pair + 1))
                 print(f"  {who} {subscribers}, round {pair + 1}: {json.dumps(rounds[who][-1])}")
         return rounds
